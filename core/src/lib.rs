@@ -1,0 +1,7 @@
+//! Sans-I/O FTP control-channel rewrite core of ftp-tunnel.
+#![forbid(unsafe_code)]
+
+pub mod command;
+pub mod endpoint;
+pub mod framing;
+pub mod reply;
