@@ -5,3 +5,4 @@ pub mod command;
 pub mod endpoint;
 pub mod framing;
 pub mod reply;
+pub mod session;

@@ -1,6 +1,13 @@
-//! The native ftp-tunnel host.
+//! The native ftp-tunnel host: the CLI, the SSH client, the wasmtime runtime that runs the
+//! FTP rewrite component (one instance per control connection), listeners and data pumps.
 #![forbid(unsafe_code)]
 
+pub mod cli;
 pub mod demo;
+pub mod forwards;
 pub mod pump;
+pub mod runtime;
+pub mod session;
+pub mod spec;
 pub mod ssh;
+pub mod tunnel;

@@ -1,1 +1,81 @@
-fn main() {}
+//! `ftp-tunnel`: the command-line entry point.
+#![forbid(unsafe_code)]
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use ftp_tunnel::cli::{Cli, Command};
+use ftp_tunnel::tunnel::Tunnel;
+use tracing_subscriber::EnvFilter;
+
+/// OpenSSH's exit status for connection errors.
+const EXIT_SSH_FAILURE: u8 = 255;
+/// clap's exit status for usage errors.
+const EXIT_USAGE: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => return fail(EXIT_SSH_FAILURE, &format!("cannot start: {error}")),
+    };
+    runtime.block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> ExitCode {
+    if let Some(Command::Demo) = cli.command {
+        return match ftp_tunnel::demo::run(Default::default()).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => fail(1, &format!("demo failed: {error:#}")),
+        };
+    }
+    let config = match cli.tunnel_config() {
+        Ok(config) => config,
+        Err(error) => return fail(EXIT_USAGE, &error.to_string()),
+    };
+    let tunnel = match Tunnel::start(config).await {
+        Ok(tunnel) => tunnel,
+        Err(error) => return fail(EXIT_SSH_FAILURE, &error.to_string()),
+    };
+    match tunnel.run(shutdown_signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => fail(EXIT_SSH_FAILURE, &error.to_string()),
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let mut terminate =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = async {
+            match terminate.as_mut() {
+                Some(signal) => { signal.recv().await; }
+                None => std::future::pending::<()>().await,
+            }
+        } => {}
+    }
+    tracing::info!("shutting down");
+}
+
+fn fail(code: u8, message: &str) -> ExitCode {
+    eprintln!("ftp-tunnel: {message}");
+    ExitCode::from(code)
+}
+
+fn init_logging(cli: &Cli) {
+    let default = match (cli.quiet, cli.verbose) {
+        (true, _) => "warn",
+        (false, 0) => "info,russh=warn",
+        (false, 1) => "debug,russh=info",
+        _ => "trace",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}

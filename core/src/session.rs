@@ -1,0 +1,667 @@
+//! The per-control-connection state machine.
+//!
+//! A [`Session`] is fed the bytes of one FTP control connection, both directions, and the
+//! host's answers about data forwards; it hands out [`Action`]s: bytes to relay, forwards to
+//! open or close, notes to log. It never does I/O and never reads a clock, in the manner of
+//! quinn-proto and rustls: the host drives it and carries out what it asks.
+//!
+//! Lines are processed one at a time per direction. A direction *waits* while the session
+//! needs the host before it can go on: a passive reply waits for its listener (the rewritten
+//! reply must name it), a PORT/EPRT/LPRT waits for its remote forward, and a transfer's
+//! completion reply waits until the data connection has delivered its last byte, so that a
+//! client never sees `226` before its data. Bytes that arrive meanwhile stay queued in that
+//! direction's framer.
+
+use std::collections::VecDeque;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use crate::command::{parse_command, sanitize_for_reply};
+use crate::endpoint::{
+    EndpointError, PassiveTarget, format_227, format_228, format_229, format_eprt, format_lprt,
+    format_port, parse_eprt_arg, parse_lprt_arg, parse_passive_reply, parse_port_arg,
+};
+use crate::framing::{Line, LineFramer};
+use crate::reply::{ReplyLine, ReplyTracker, reply_text};
+
+/// Identifies one data forward the session asked for; chosen by the session.
+pub type ForwardId = u32;
+
+/// The rules and addresses one session works with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionConfig {
+    /// The FTP client's address: the control connection's peer.
+    pub client_peer: IpAddr,
+    /// The FTP server's host as the far side of the tunnel reaches it (name or IP literal).
+    pub server_host: String,
+    /// Where passive-mode listeners bind, on the FTP client's side.
+    pub passive_bind: IpAddr,
+    /// Where active-mode forwards bind, on the FTP server's side (name or IP literal).
+    pub active_bind: String,
+    /// Connect passive data connections to the address a passive reply names (FXP,
+    /// load-balanced servers) instead of `server_host`. Off by default: SSRF.
+    pub trust_passive_address: bool,
+    /// Accept PORT/EPRT/LPRT naming a host other than `client_peer`. Off by default: bounce.
+    pub allow_foreign_data_address: bool,
+    /// Longest control line interpreted; longer lines are relayed untouched.
+    pub max_line: usize,
+}
+
+impl SessionConfig {
+    /// Safe defaults for a client at `client_peer` and a server at `server_host`.
+    pub fn new(client_peer: IpAddr, server_host: impl Into<String>) -> Self {
+        Self {
+            client_peer,
+            server_host: server_host.into(),
+            passive_bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            active_bind: "127.0.0.1".to_owned(),
+            trust_passive_address: false,
+            allow_foreign_data_address: false,
+            max_line: LineFramer::DEFAULT_MAX_LINE,
+        }
+    }
+}
+
+/// A data forward the host is asked to open.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ForwardRequest {
+    /// Passive mode: listen on our side at `bind` (port 0: any), accept one connection from
+    /// `expect_peer` and carry it to `connect_host:connect_port` through the SSH server.
+    Local {
+        /// Listening address (port 0).
+        bind: SocketAddr,
+        /// Data host as the SSH server resolves it.
+        connect_host: String,
+        /// Data port on that host.
+        connect_port: u16,
+        /// The only peer allowed to connect.
+        expect_peer: IpAddr,
+    },
+    /// Active mode: the SSH server listens at `bind_host:0`; the connection arriving there
+    /// is connected to `deliver_to`, the FTP client's own data listener.
+    Remote {
+        /// Bind address on the SSH server's side.
+        bind_host: String,
+        /// Where the FTP client listens.
+        deliver_to: SocketAddr,
+    },
+}
+
+/// What kind of event a [`Note`] records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoteKind {
+    /// A line was replaced by one naming a forward.
+    Rewrite,
+    /// A command was refused locally by a security rule.
+    Refused,
+    /// A line could not be parsed; an error reply was given instead.
+    Malformed,
+    /// The host could not open a forward.
+    ForwardFailed,
+}
+
+impl NoteKind {
+    /// Stable lower-case name, used in logs and across the WIT boundary.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NoteKind::Rewrite => "rewrite",
+            NoteKind::Refused => "refused",
+            NoteKind::Malformed => "malformed",
+            NoteKind::ForwardFailed => "forward-failed",
+        }
+    }
+}
+
+/// Something worth a log line: the line received and what went out instead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Note {
+    /// What happened.
+    pub kind: NoteKind,
+    /// The line as received, sanitised.
+    pub original: String,
+    /// The line sent instead, without its line ending.
+    pub replacement: String,
+}
+
+/// One thing the host must do, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Write these bytes to the FTP server's control connection.
+    ToServer(Vec<u8>),
+    /// Write these bytes to the FTP client's control connection.
+    ToClient(Vec<u8>),
+    /// Open a data forward and answer with [`Session::handle_forward_opened`].
+    OpenForward {
+        /// The session's name for it.
+        id: ForwardId,
+        /// What to open.
+        request: ForwardRequest,
+    },
+    /// Close a forward (listener, remote forward and any data connection of it).
+    CloseForward {
+        /// The forward to close.
+        id: ForwardId,
+    },
+    /// Log this.
+    Note(Note),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PassiveCommand {
+    Pasv,
+    Epsv,
+    Lpsv,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ActiveCommand {
+    Port,
+    Eprt,
+    Lprt,
+}
+
+impl ActiveCommand {
+    fn verb(self) -> &'static str {
+        match self {
+            ActiveCommand::Port => "PORT",
+            ActiveCommand::Eprt => "EPRT",
+            ActiveCommand::Lprt => "LPRT",
+        }
+    }
+}
+
+/// What the reply to a command sent to the server means to us.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expect {
+    Passive(PassiveCommand),
+    Active(ForwardId),
+    Transfer,
+    EpsvAll,
+    Feat,
+    Other,
+}
+
+/// Why the server direction is waiting.
+#[derive(Debug)]
+enum ServerWait {
+    /// For the listener that the rewritten passive reply will name.
+    PassiveForward {
+        id: ForwardId,
+        command: PassiveCommand,
+        original: String,
+    },
+    /// For the data connection to finish before relaying its completion reply.
+    TransferEnd { id: ForwardId, held: Vec<u8> },
+}
+
+/// Why the client direction is waiting: for the remote forward an active command will name.
+#[derive(Debug)]
+struct ActiveWait {
+    id: ForwardId,
+    command: ActiveCommand,
+    original: String,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct DataForward {
+    id: ForwardId,
+    finished: bool,
+}
+
+/// One FTP control connection's rewrite state. See the module documentation.
+#[derive(Debug)]
+pub struct Session {
+    config: SessionConfig,
+    from_client: LineFramer,
+    from_server: LineFramer,
+    replies: ReplyTracker,
+    expected: VecDeque<Expect>,
+    greeted: bool,
+    epsv_all: bool,
+    in_feat_reply: bool,
+    server_wait: Option<ServerWait>,
+    client_wait: Option<ActiveWait>,
+    data: Option<DataForward>,
+    next_forward: ForwardId,
+    actions: VecDeque<Action>,
+}
+
+impl Session {
+    /// A session for one new control connection.
+    pub fn new(config: SessionConfig) -> Self {
+        let max_line = config.max_line.max(512);
+        Self {
+            config,
+            from_client: LineFramer::new(max_line),
+            from_server: LineFramer::new(max_line),
+            replies: ReplyTracker::new(),
+            expected: VecDeque::new(),
+            greeted: false,
+            epsv_all: false,
+            in_feat_reply: false,
+            server_wait: None,
+            client_wait: None,
+            data: None,
+            next_forward: 1,
+            actions: VecDeque::new(),
+        }
+    }
+
+    /// The configuration this session runs with.
+    pub fn config(&self) -> &SessionConfig {
+        &self.config
+    }
+
+    /// Bytes the FTP client sent.
+    pub fn handle_client_bytes(&mut self, bytes: &[u8]) {
+        self.from_client.push(bytes);
+        self.run();
+    }
+
+    /// Bytes the FTP server sent.
+    pub fn handle_server_bytes(&mut self, bytes: &[u8]) {
+        self.from_server.push(bytes);
+        self.run();
+    }
+
+    /// The host's answer to [`Action::OpenForward`]: the address it listens on, or why not.
+    pub fn handle_forward_opened(&mut self, id: ForwardId, result: Result<SocketAddr, String>) {
+        match self.server_wait {
+            Some(ServerWait::PassiveForward { id: waiting, .. }) if waiting == id => {
+                if let Some(ServerWait::PassiveForward {
+                    command, original, ..
+                }) = self.server_wait.take()
+                {
+                    self.finish_passive(id, command, original, result);
+                }
+            }
+            _ => {
+                if let Some(wait) = self.client_wait.take_if(|w| w.id == id) {
+                    self.finish_active(wait, result);
+                } else if result.is_ok() {
+                    // Nobody waits for it any more: do not leave it open.
+                    self.actions.push_back(Action::CloseForward { id });
+                }
+            }
+        }
+        self.run();
+    }
+
+    /// The data connection of forward `id` is over and everything it carried was delivered,
+    /// or it failed, or no connection came in time.
+    pub fn handle_data_finished(&mut self, id: ForwardId) {
+        if let Some(data) = self.data.as_mut().filter(|d| d.id == id) {
+            data.finished = true;
+        }
+        if matches!(self.server_wait, Some(ServerWait::TransferEnd { id: waiting, .. }) if waiting == id)
+        {
+            self.release_transfer_end();
+        }
+        self.run();
+    }
+
+    /// The next thing for the host to do.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// Takes every pending action at once.
+    pub fn drain_actions(&mut self) -> impl Iterator<Item = Action> + '_ {
+        self.actions.drain(..)
+    }
+
+    /// True while the server direction waits for the host (its bytes stay queued).
+    pub fn server_waiting(&self) -> bool {
+        self.server_wait.is_some()
+    }
+
+    /// True while the client direction waits for the host (its bytes stay queued).
+    pub fn client_waiting(&self) -> bool {
+        self.client_wait.is_some()
+    }
+
+    fn run(&mut self) {
+        loop {
+            let mut progressed = false;
+            if self.server_wait.is_none()
+                && let Some(line) = self.from_server.next_line()
+            {
+                self.on_server_line(line);
+                progressed = true;
+            }
+            if self.client_wait.is_none()
+                && let Some(line) = self.from_client.next_line()
+            {
+                self.on_client_line(line);
+                progressed = true;
+            }
+            if !progressed {
+                return;
+            }
+        }
+    }
+
+    fn new_forward_id(&mut self) -> ForwardId {
+        let id = self.next_forward;
+        self.next_forward = self.next_forward.wrapping_add(1).max(1);
+        id
+    }
+
+    fn to_client(&mut self, bytes: impl Into<Vec<u8>>) {
+        self.actions.push_back(Action::ToClient(bytes.into()));
+    }
+
+    fn to_server(&mut self, bytes: impl Into<Vec<u8>>) {
+        self.actions.push_back(Action::ToServer(bytes.into()));
+    }
+
+    fn note(&mut self, kind: NoteKind, original: &str, replacement: &str) {
+        self.actions.push_back(Action::Note(Note {
+            kind,
+            original: original.to_owned(),
+            replacement: replacement.trim_end().to_owned(),
+        }));
+    }
+
+    fn close_data(&mut self) {
+        if let Some(data) = self.data.take() {
+            self.actions
+                .push_back(Action::CloseForward { id: data.id });
+        }
+    }
+
+    // ----- client → server ---------------------------------------------------------------
+
+    fn on_client_line(&mut self, line: Line) {
+        if line.overlong {
+            self.to_server(line.raw);
+            return;
+        }
+        let Some(command) = parse_command(line.content()) else {
+            if !line.content().iter().all(u8::is_ascii_whitespace) {
+                self.expected.push_back(Expect::Other);
+            }
+            self.to_server(line.raw);
+            return;
+        };
+        let expect = match command.verb.as_str() {
+            "PASV" if !self.epsv_all => Expect::Passive(PassiveCommand::Pasv),
+            "LPSV" if !self.epsv_all => Expect::Passive(PassiveCommand::Lpsv),
+            "EPSV" if command.arg.eq_ignore_ascii_case("ALL") => Expect::EpsvAll,
+            "EPSV" => Expect::Passive(PassiveCommand::Epsv),
+            "PORT" => return self.on_active_command(ActiveCommand::Port, &line, &command.arg),
+            "EPRT" => return self.on_active_command(ActiveCommand::Eprt, &line, &command.arg),
+            "LPRT" => return self.on_active_command(ActiveCommand::Lprt, &line, &command.arg),
+            "RETR" | "STOR" | "STOU" | "APPE" | "LIST" | "NLST" | "MLSD" => Expect::Transfer,
+            "FEAT" => Expect::Feat,
+            "AUTH" => return self.refuse_auth(&line),
+            "ABOR" => {
+                // The data channel ends now; a held completion reply is stale.
+                if matches!(self.server_wait, Some(ServerWait::TransferEnd { .. })) {
+                    self.release_transfer_end();
+                } else {
+                    self.close_data();
+                }
+                Expect::Other
+            }
+            _ => Expect::Other,
+        };
+        self.expected.push_back(expect);
+        self.to_server(line.raw);
+    }
+
+    fn refuse_auth(&mut self, line: &Line) {
+        let reply = "534 ftp-tunnel refuses AUTH: the SSH connection already encrypts this \
+                     session, and TLS would hide the data ports from the tunnel.\r\n";
+        self.note(
+            NoteKind::Refused,
+            &sanitize_for_reply(line.content()),
+            reply,
+        );
+        self.to_client(reply);
+    }
+
+    fn on_active_command(&mut self, command: ActiveCommand, line: &Line, arg: &str) {
+        let original = sanitize_for_reply(line.content());
+        let parsed = match command {
+            ActiveCommand::Port => parse_port_arg(arg).map(SocketAddr::V4),
+            ActiveCommand::Eprt => parse_eprt_arg(arg),
+            ActiveCommand::Lprt => parse_lprt_arg(arg),
+        };
+        let verb = command.verb();
+        let address = match parsed {
+            Ok(address) if address.port() != 0 => address,
+            Err(EndpointError::UnsupportedProtocol(_)) => {
+                let reply = "522 Network protocol not supported, use (1,2)\r\n".to_owned();
+                return self.refuse(NoteKind::Malformed, &original, reply);
+            }
+            Ok(_) | Err(_) => {
+                let reply = format!("501 Syntax error in {verb} argument; nothing was sent.\r\n");
+                return self.refuse(NoteKind::Malformed, &original, reply);
+            }
+        };
+        let named = canonical(address.ip());
+        let peer = canonical(self.config.client_peer);
+        if named != peer && !self.config.allow_foreign_data_address {
+            let reply = format!(
+                "504 {verb} refused: {named} is not this FTP client's address ({peer}); \
+                 ftp-tunnel does not relay FTP bounce.\r\n"
+            );
+            return self.refuse(NoteKind::Refused, &original, reply);
+        }
+        // A new data address replaces the previous one.
+        self.close_data();
+        let id = self.new_forward_id();
+        self.actions.push_back(Action::OpenForward {
+            id,
+            request: ForwardRequest::Remote {
+                bind_host: self.config.active_bind.clone(),
+                deliver_to: address,
+            },
+        });
+        self.client_wait = Some(ActiveWait {
+            id,
+            command,
+            original,
+        });
+    }
+
+    fn refuse(&mut self, kind: NoteKind, original: &str, reply: String) {
+        self.note(kind, original, &reply);
+        self.to_client(reply);
+    }
+
+    fn finish_active(&mut self, wait: ActiveWait, result: Result<SocketAddr, String>) {
+        let ActiveWait {
+            id,
+            command,
+            original,
+        } = wait;
+        let listening = match result {
+            Ok(listening) => listening,
+            Err(reason) => {
+                let reply = format!(
+                    "425 Can't open data connection: the SSH server refused the active-mode \
+                     forward ({}). Use passive mode.\r\n",
+                    sanitize_for_reply(reason.as_bytes())
+                );
+                return self.refuse(NoteKind::ForwardFailed, &original, reply);
+            }
+        };
+        let line = match (command, listening) {
+            (ActiveCommand::Port, SocketAddr::V4(v4)) => format_port(v4),
+            (ActiveCommand::Lprt, address) => format_lprt(address),
+            (_, address) => format_eprt(address),
+        };
+        self.note(NoteKind::Rewrite, &original, &line);
+        self.to_server(line);
+        self.expected.push_back(Expect::Active(id));
+        self.data = Some(DataForward {
+            id,
+            finished: false,
+        });
+    }
+
+    // ----- server → client ---------------------------------------------------------------
+
+    fn on_server_line(&mut self, line: Line) {
+        if line.overlong {
+            self.to_client(line.raw);
+            return;
+        }
+        match self.replies.classify(line.content()) {
+            ReplyLine::Start { code } => {
+                self.in_feat_reply = code == 211 && self.expected.front() == Some(&Expect::Feat);
+                self.to_client(line.raw);
+            }
+            ReplyLine::Continuation => {
+                if !(self.in_feat_reply && hides_tls_feature(line.content())) {
+                    self.to_client(line.raw);
+                }
+            }
+            ReplyLine::Unrecognized => self.to_client(line.raw),
+            ReplyLine::Final { code } => {
+                self.in_feat_reply = false;
+                self.on_final_reply(code, line);
+            }
+        }
+    }
+
+    fn on_final_reply(&mut self, code: u16, line: Line) {
+        if !self.greeted && matches!(code, 120 | 220 | 421) {
+            self.greeted = code != 120;
+            return self.to_client(line.raw);
+        }
+        self.greeted = true;
+        if (100..200).contains(&code) {
+            return self.to_client(line.raw);
+        }
+        let expect = self.expected.pop_front().unwrap_or(Expect::Other);
+        match expect {
+            Expect::Passive(command) if matches!(code, 227..=229) => {
+                self.on_passive_reply(command, code, line)
+            }
+            Expect::Active(id) => {
+                if !(200..300).contains(&code) && self.data.is_some_and(|d| d.id == id) {
+                    self.close_data();
+                }
+                self.to_client(line.raw);
+            }
+            Expect::Transfer => self.on_transfer_end(code, line),
+            Expect::EpsvAll => {
+                if (200..300).contains(&code) {
+                    self.epsv_all = true;
+                }
+                self.to_client(line.raw);
+            }
+            Expect::Passive(_) | Expect::Feat | Expect::Other => self.to_client(line.raw),
+        }
+    }
+
+    fn on_transfer_end(&mut self, code: u16, line: Line) {
+        match self.data {
+            Some(data) if (200..300).contains(&code) && !data.finished => {
+                self.server_wait = Some(ServerWait::TransferEnd {
+                    id: data.id,
+                    held: line.raw,
+                });
+            }
+            _ => {
+                self.to_client(line.raw);
+                self.close_data();
+            }
+        }
+    }
+
+    fn release_transfer_end(&mut self) {
+        if let Some(ServerWait::TransferEnd { held, .. }) = self.server_wait.take() {
+            self.to_client(held);
+        }
+        self.close_data();
+    }
+
+    fn on_passive_reply(&mut self, command: PassiveCommand, code: u16, line: Line) {
+        let original = sanitize_for_reply(line.content());
+        let text = reply_text(line.content()).into_owned();
+        let target = match parse_passive_reply(code, &text) {
+            Ok(target) => target,
+            Err(error) => {
+                let reply = format!(
+                    "425 Can't open data connection: the FTP server's passive reply is \
+                     malformed ({error}): {original}\r\n"
+                );
+                return self.refuse(NoteKind::Malformed, &original, reply);
+            }
+        };
+        let server_host = self.config.server_host.clone();
+        let (connect_host, connect_port) = match target {
+            PassiveTarget::Address(address) if self.config.trust_passive_address => {
+                (address.ip().to_string(), address.port())
+            }
+            PassiveTarget::Address(address) => (server_host, address.port()),
+            PassiveTarget::PortOnly(port) | PassiveTarget::ControlPeer(port) => {
+                (server_host, port)
+            }
+        };
+        self.close_data();
+        let id = self.new_forward_id();
+        self.actions.push_back(Action::OpenForward {
+            id,
+            request: ForwardRequest::Local {
+                bind: SocketAddr::new(self.config.passive_bind, 0),
+                connect_host,
+                connect_port,
+                expect_peer: self.config.client_peer,
+            },
+        });
+        self.server_wait = Some(ServerWait::PassiveForward {
+            id,
+            command,
+            original,
+        });
+    }
+
+    fn finish_passive(
+        &mut self,
+        id: ForwardId,
+        command: PassiveCommand,
+        original: String,
+        result: Result<SocketAddr, String>,
+    ) {
+        let listening = match result {
+            Ok(listening) => listening,
+            Err(reason) => {
+                let reply = format!(
+                    "425 Can't open data connection: ftp-tunnel could not open the passive \
+                     data forward ({}).\r\n",
+                    sanitize_for_reply(reason.as_bytes())
+                );
+                return self.refuse(NoteKind::ForwardFailed, &original, reply);
+            }
+        };
+        let reply = match (command, listening) {
+            (PassiveCommand::Pasv, SocketAddr::V4(v4)) => format_227(v4),
+            (PassiveCommand::Lpsv, address) => format_228(address),
+            (_, address) => format_229(address.port()),
+        };
+        self.note(NoteKind::Rewrite, &original, &reply);
+        self.to_client(reply);
+        self.data = Some(DataForward {
+            id,
+            finished: false,
+        });
+    }
+}
+
+/// IPv4-mapped IPv6 addresses compare as the IPv4 address they carry.
+fn canonical(ip: IpAddr) -> IpAddr {
+    ip.to_canonical()
+}
+
+/// FEAT lines naming TLS features are hidden: AUTH is refused locally.
+fn hides_tls_feature(content: &[u8]) -> bool {
+    let feature = String::from_utf8_lossy(content);
+    let feature = feature.trim_start().to_ascii_uppercase();
+    ["AUTH", "PBSZ", "PROT"]
+        .iter()
+        .any(|name| feature == *name || feature.starts_with(&format!("{name} ")))
+}

@@ -1,0 +1,86 @@
+//! Builds the FTP rewrite component (`wasm-component/`) for `wasm32-wasip2` and hands it to
+//! the host crate, so that `cargo build --release` yields one self-contained binary.
+//!
+//! The nested cargo gets its own target directory: sharing the outer one deadlocks on
+//! cargo's lock. `FTP_TUNNEL_COMPONENT=path.wasm` skips the nested build and embeds a
+//! prebuilt component instead.
+
+use std::env;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const TARGET: &str = "wasm32-wasip2";
+const ARTIFACT: &str = "ftp_tunnel_component.wasm";
+
+fn main() {
+    let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets it"));
+    let workspace = manifest_dir.parent().expect("native/ lives in the workspace");
+    let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets it"));
+    let embedded = out_dir.join(ARTIFACT);
+
+    println!("cargo:rerun-if-env-changed=FTP_TUNNEL_COMPONENT");
+    if let Some(prebuilt) = env::var_os("FTP_TUNNEL_COMPONENT") {
+        let prebuilt = PathBuf::from(prebuilt);
+        println!("cargo:rerun-if-changed={}", prebuilt.display());
+        copy(&prebuilt, &embedded);
+        return;
+    }
+    for watched in ["core/src", "core/Cargo.toml", "wasm-component", "wit", "Cargo.toml"] {
+        println!("cargo:rerun-if-changed={}", workspace.join(watched).display());
+    }
+
+    let target_dir = nested_target_dir(&out_dir, workspace);
+    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut build = Command::new(cargo);
+    build
+        .current_dir(workspace)
+        .args(["build", "--release", "-p", "ftp-tunnel-component"])
+        .args(["--target", TARGET])
+        .env("CARGO_TARGET_DIR", &target_dir);
+    // The outer build's flags and wrappers (clippy, coverage, host target) are not the guest's.
+    for var in [
+        "RUSTFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "CARGO_BUILD_TARGET",
+        "RUSTC_WRAPPER",
+        "RUSTC_WORKSPACE_WRAPPER",
+        "CARGO_BUILD_RUSTFLAGS",
+    ] {
+        build.env_remove(var);
+    }
+    let status = build
+        .status()
+        .unwrap_or_else(|e| panic!("could not run cargo to build the wasm component: {e}"));
+    if !status.success() {
+        panic!(
+            "building the wasm component failed (see above). If the {TARGET} target is \
+             missing, run `rustup target add {TARGET}`; or set FTP_TUNNEL_COMPONENT to a \
+             prebuilt component."
+        );
+    }
+    copy(
+        &target_dir.join(TARGET).join("release").join(ARTIFACT),
+        &embedded,
+    );
+}
+
+/// `<target>/wasm-component`, next to the outer build's profile directories.
+fn nested_target_dir(out_dir: &Path, workspace: &Path) -> PathBuf {
+    // OUT_DIR is <target>/[<triple>/]<profile>/build/<pkg>-<hash>/out.
+    out_dir
+        .ancestors()
+        .find(|dir| dir.join("CACHEDIR.TAG").exists())
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| workspace.join("target"))
+        .join("wasm-component")
+}
+
+fn copy(from: &Path, to: &Path) {
+    std::fs::copy(from, to).unwrap_or_else(|e| {
+        panic!(
+            "could not copy the component {} to {}: {e}",
+            from.display(),
+            to.display()
+        )
+    });
+}

@@ -1,0 +1,202 @@
+//! One FTP control connection: the client's TCP socket, a `direct-tcpip` channel to the FTP
+//! server, and a component instance between them that rewrites the control lines and asks
+//! for data forwards.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{broadcast, mpsc};
+use tracing::{info, warn};
+
+use crate::forwards::{DataEvent, ForwardContext};
+use crate::runtime::{Endpoint, Output, Runtime, SessionConfig, TunnelKind};
+use crate::ssh::SshPool;
+use crate::tunnel::{FtpSettings, TunnelEvent};
+
+/// Control-channel read size; control lines are short.
+const CONTROL_READ: usize = 16 * 1024;
+
+/// Everything the sessions of one tunnel share.
+pub struct SessionShared {
+    /// The SSH connections.
+    pub pool: Arc<SshPool>,
+    /// The compiled component.
+    pub runtime: Runtime,
+    /// FTP rules.
+    pub ftp: FtpSettings,
+    /// Where events are published.
+    pub events: broadcast::Sender<TunnelEvent>,
+}
+
+/// Why a session ended early.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// The FTP server could not be reached through the SSH server.
+    #[error("cannot reach the FTP server {host}:{port} through SSH: {reason}")]
+    ServerUnreachable {
+        /// Destination host.
+        host: String,
+        /// Destination port.
+        port: u16,
+        /// As the SSH layer said it.
+        reason: String,
+    },
+    /// The component failed.
+    #[error(transparent)]
+    Runtime(#[from] crate::runtime::RuntimeError),
+    /// A socket failed.
+    #[error("control connection: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Runs one control connection until either side closes it.
+pub async fn run_session(
+    shared: Arc<SessionShared>,
+    id: u64,
+    client: TcpStream,
+    client_peer: SocketAddr,
+    server_host: String,
+    server_port: u16,
+) -> Result<(), SessionError> {
+    let _ = client.set_nodelay(true);
+    let local = client.local_addr()?;
+    let channel = shared
+        .pool
+        .control()
+        .open_direct_tcpip(&server_host, server_port, client_peer)
+        .await
+        .map_err(|e| SessionError::ServerUnreachable {
+            host: server_host.clone(),
+            port: server_port,
+            reason: e.to_string(),
+        });
+    let (mut client_read, mut client_write) = client.into_split();
+    let channel = match channel {
+        Ok(channel) => channel,
+        Err(error) => {
+            let reply = format!("421 Service not available: {error}\r\n");
+            let _ = client_write.write_all(reply.as_bytes()).await;
+            return Err(error);
+        }
+    };
+    let (data_tx, mut data_rx) = mpsc::unbounded_channel::<DataEvent>();
+    let forwards = ForwardContext::new(shared.pool.clone(), data_tx, shared.ftp.data_timeout);
+    let config = SessionConfig {
+        tunnel: TunnelKind::Local,
+        client_peer: client_peer.ip().to_canonical().to_string(),
+        server: Endpoint {
+            host: server_host.clone(),
+            port: server_port,
+        },
+        passive_bind: shared
+            .ftp
+            .passive_bind
+            .unwrap_or_else(|| local.ip().to_canonical())
+            .to_string(),
+        active_bind: shared.ftp.active_bind.clone(),
+        trust_passive_address: shared.ftp.trust_passive_address,
+        allow_foreign_data_address: shared.ftp.allow_foreign_data_address,
+        max_line: shared.ftp.max_line,
+    };
+    let mut instance = shared.runtime.start_session(forwards, &config).await?;
+    info!(session = id, client = %client_peer, server = %format!("{server_host}:{server_port}"), "FTP session opened");
+    let _ = shared.events.send(TunnelEvent::SessionOpened {
+        session: id,
+        client: client_peer,
+    });
+
+    let (mut server_read, mut server_write) = tokio::io::split(channel.into_stream());
+    let mut client_buf = vec![0u8; CONTROL_READ];
+    let mut server_buf = vec![0u8; CONTROL_READ];
+    let outcome: Result<(), SessionError> = async {
+        loop {
+            let output = tokio::select! {
+                read = client_read.read(&mut client_buf) => {
+                    let n = read?;
+                    if n == 0 { break; }
+                    instance.from_client(&client_buf[..n]).await?
+                }
+                read = server_read.read(&mut server_buf) => {
+                    let n = read?;
+                    if n == 0 { break; }
+                    instance.from_server(&server_buf[..n]).await?
+                }
+                Some(event) = data_rx.recv() => {
+                    publish_transfer(&shared, id, &event);
+                    instance.data_finished(event.id).await?
+                }
+            };
+            publish_notes(&shared, id, &output);
+            if !output.to_server.is_empty() {
+                server_write.write_all(&output.to_server).await?;
+                server_write.flush().await?;
+            }
+            if !output.to_client.is_empty() {
+                client_write.write_all(&output.to_client).await?;
+            }
+        }
+        Ok(())
+    }
+    .await;
+    if let Err(SessionError::Runtime(error)) = &outcome {
+        warn!(session = id, "{error}");
+        let _ = client_write
+            .write_all(b"421 Service not available: ftp-tunnel's FTP rewrite failed.\r\n")
+            .await;
+    }
+    let _ = server_write.shutdown().await;
+    let _ = client_write.shutdown().await;
+    // Dropping the instance closes every forward the session still held.
+    tokio::time::timeout(Duration::from_secs(1), instance.close())
+        .await
+        .ok();
+    info!(session = id, "FTP session closed");
+    let _ = shared
+        .events
+        .send(TunnelEvent::SessionClosed { session: id });
+    outcome
+}
+
+fn publish_notes(shared: &SessionShared, session: u64, output: &Output) {
+    for note in &output.notes {
+        info!(
+            session,
+            kind = %note.kind,
+            "{} {:?} -> {:?}",
+            if note.kind == "rewrite" { "rewrote" } else { "answered" },
+            note.original,
+            note.replacement
+        );
+        let _ = shared.events.send(TunnelEvent::Rewrite {
+            session,
+            kind: note.kind.clone(),
+            original: note.original.clone(),
+            rewritten: note.replacement.clone(),
+        });
+    }
+}
+
+fn publish_transfer(shared: &SessionShared, session: u64, event: &DataEvent) {
+    let Ok(stats) = &event.result else {
+        return;
+    };
+    info!(
+        "data transfer finished session={session} forward={} mode={} to_server={} to_client={} ms={}",
+        event.id,
+        event.mode.as_str(),
+        stats.to_channel,
+        stats.from_channel,
+        event.elapsed.as_millis()
+    );
+    let _ = shared.events.send(TunnelEvent::TransferFinished {
+        session,
+        forward: event.id,
+        mode: event.mode,
+        to_server: stats.to_channel,
+        to_client: stats.from_channel,
+        elapsed: event.elapsed,
+    });
+}
