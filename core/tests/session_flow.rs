@@ -1,0 +1,357 @@
+//! The session state machine driven as a host would drive it, without any I/O.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use ftp_tunnel_core::session::{
+    Action, ForwardId, ForwardRequest, NoteKind, Session, SessionConfig,
+};
+
+const CLIENT: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+fn session() -> Session {
+    Session::new(SessionConfig::new(CLIENT, "ftp.internal"))
+}
+
+/// Everything the session asked for since the last call, notes left out.
+fn actions(session: &mut Session) -> Vec<Action> {
+    session
+        .drain_actions()
+        .filter(|a| !matches!(a, Action::Note(_)))
+        .collect()
+}
+
+fn notes(session: &mut Session) -> Vec<NoteKind> {
+    session
+        .drain_actions()
+        .filter_map(|a| match a {
+            Action::Note(note) => Some(note.kind),
+            _ => None,
+        })
+        .collect()
+}
+
+fn to_client(text: &str) -> Action {
+    Action::ToClient(text.as_bytes().to_vec())
+}
+
+fn to_server(text: &str) -> Action {
+    Action::ToServer(text.as_bytes().to_vec())
+}
+
+fn listening(port: u16) -> SocketAddr {
+    SocketAddr::new(CLIENT, port)
+}
+
+/// Sends `command`, answers with `reply`, and returns the forward the session asked for.
+fn passive(session: &mut Session, command: &str, reply: &str) -> (ForwardId, ForwardRequest) {
+    session.handle_client_bytes(command.as_bytes());
+    assert_eq!(actions(session), vec![to_server(command)]);
+    session.handle_server_bytes(reply.as_bytes());
+    // A data forward still open is closed first: the new one replaces it.
+    match actions(session).as_slice() {
+        [Action::OpenForward { id, request }]
+        | [Action::CloseForward { .. }, Action::OpenForward { id, request }] => {
+            (*id, request.clone())
+        }
+        other => panic!("expected one OpenForward, got {other:?}"),
+    }
+}
+
+#[test]
+fn pasv_reply_is_rewritten_to_name_the_local_listener_and_connects_to_the_server_host() {
+    let mut s = session();
+    let (id, request) = passive(
+        &mut s,
+        "PASV\r\n",
+        "227 Entering Passive Mode (10,0,0,5,4,1).\r\n",
+    );
+    assert_eq!(
+        request,
+        ForwardRequest::Local {
+            bind: SocketAddr::new(CLIENT, 0),
+            connect_host: "ftp.internal".into(),
+            connect_port: 1025,
+            expect_peer: CLIENT,
+        }
+    );
+    s.handle_forward_opened(id, Ok(listening(5555)));
+    assert_eq!(
+        actions(&mut s),
+        vec![to_client("227 Entering Passive Mode (127,0,0,1,21,179).\r\n")]
+    );
+}
+
+#[test]
+fn epsv_and_cross_code_replies_answer_in_the_form_the_client_asked_for() {
+    let mut s = session();
+    let (id, _) = passive(&mut s, "EPSV\r\n", "229 Entering Extended Passive Mode (|||40001|).\r\n");
+    s.handle_forward_opened(id, Ok(listening(6000)));
+    assert_eq!(
+        actions(&mut s),
+        vec![to_client("229 Entering Extended Passive Mode (|||6000|)\r\n")]
+    );
+
+    let (id, request) = passive(&mut s, "PASV\r\n", "229 Entering Passive Mode (|||40002|)\r\n");
+    assert!(matches!(request, ForwardRequest::Local { connect_port: 40002, .. }));
+    s.handle_forward_opened(id, Ok(listening(6001)));
+    assert_eq!(
+        actions(&mut s),
+        vec![to_client("227 Entering Passive Mode (127,0,0,1,23,113).\r\n")]
+    );
+}
+
+#[test]
+fn the_address_in_a_passive_reply_is_trusted_only_when_configured() {
+    let reply = "227 Entering Passive Mode (203,0,113,9,4,1)\r\n";
+    let mut s = session();
+    let (_, request) = passive(&mut s, "PASV\r\n", reply);
+    assert!(matches!(request, ForwardRequest::Local { ref connect_host, .. } if connect_host == "ftp.internal"));
+
+    let mut config = SessionConfig::new(CLIENT, "ftp.internal");
+    config.trust_passive_address = true;
+    let mut s = Session::new(config);
+    let (_, request) = passive(&mut s, "PASV\r\n", reply);
+    assert!(matches!(request, ForwardRequest::Local { ref connect_host, .. } if connect_host == "203.0.113.9"));
+}
+
+#[test]
+fn unsolicited_passive_replies_open_nothing() {
+    let mut s = session();
+    s.handle_server_bytes(b"220 ready\r\n227 Entering Passive Mode (127,0,0,1,4,1)\r\n");
+    assert_eq!(
+        actions(&mut s),
+        vec![
+            to_client("220 ready\r\n"),
+            to_client("227 Entering Passive Mode (127,0,0,1,4,1)\r\n")
+        ]
+    );
+}
+
+#[test]
+fn a_malformed_passive_reply_gets_a_clear_425_and_the_session_goes_on() {
+    let mut s = session();
+    s.handle_client_bytes(b"PASV\r\n");
+    actions(&mut s);
+    s.handle_server_bytes(b"227 Entering Passive Mode (127,0,0,1,256,0)\r\n");
+    let replies = actions(&mut s);
+    assert_eq!(replies.len(), 1);
+    let Action::ToClient(reply) = &replies[0] else {
+        panic!("{replies:?}")
+    };
+    let reply = String::from_utf8_lossy(reply);
+    assert!(reply.starts_with("425 ") && reply.contains("malformed"), "{reply}");
+    assert!(reply.ends_with("\r\n") && reply.matches('\n').count() == 1);
+
+    s.handle_client_bytes(b"NOOP\r\n");
+    s.handle_server_bytes(b"200 NOOP ok\r\n");
+    assert_eq!(
+        actions(&mut s),
+        vec![to_server("NOOP\r\n"), to_client("200 NOOP ok\r\n")]
+    );
+}
+
+#[test]
+fn port_is_rewritten_to_the_remote_forward_and_bounce_is_refused() {
+    let mut s = session();
+    s.handle_client_bytes(b"PORT 127,0,0,1,200,10\r\n");
+    let id = match actions(&mut s).as_slice() {
+        [Action::OpenForward {
+            id,
+            request: ForwardRequest::Remote { bind_host, deliver_to },
+        }] => {
+            assert_eq!(bind_host, "127.0.0.1");
+            assert_eq!(*deliver_to, SocketAddr::new(CLIENT, 51210));
+            *id
+        }
+        other => panic!("{other:?}"),
+    };
+    // Commands pipelined behind the PORT wait for the forward.
+    s.handle_client_bytes(b"RETR f\r\n");
+    assert!(actions(&mut s).is_empty());
+    s.handle_forward_opened(id, Ok(SocketAddr::new(CLIENT, 33000)));
+    assert_eq!(
+        actions(&mut s),
+        vec![to_server("PORT 127,0,0,1,128,232\r\n"), to_server("RETR f\r\n")]
+    );
+
+    s.handle_client_bytes(b"PORT 203,0,113,50,0,25\r\n");
+    let replies = actions(&mut s);
+    assert!(
+        matches!(replies.as_slice(), [Action::ToClient(r)] if r.starts_with(b"504 ")),
+        "{replies:?}"
+    );
+    s.handle_client_bytes(b"EPRT |1|203.0.113.50|25|\r\n");
+    assert!(matches!(actions(&mut s).as_slice(), [Action::ToClient(r)] if r.starts_with(b"504 ")));
+}
+
+#[test]
+fn malformed_active_commands_are_answered_locally() {
+    let mut s = session();
+    s.handle_client_bytes(b"PORT 10,0,1,2,256,22\r\nEPRT |3|10.0.0.1|5000|\r\nPORT 10,0,1,2,4\r\n");
+    let replies: Vec<String> = actions(&mut s)
+        .into_iter()
+        .map(|a| match a {
+            Action::ToClient(r) => String::from_utf8(r).unwrap(),
+            other => panic!("nothing may reach the server: {other:?}"),
+        })
+        .collect();
+    assert!(replies[0].starts_with("501 "));
+    assert!(replies[1].starts_with("522 ") && replies[1].contains("(1,2)"));
+    assert!(replies[2].starts_with("501 "));
+}
+
+#[test]
+fn a_refused_remote_forward_gives_a_clear_425() {
+    let mut s = session();
+    s.handle_client_bytes(b"EPRT |1|127.0.0.1|5000|\r\n");
+    let Some(Action::OpenForward { id, .. }) = actions(&mut s).pop() else {
+        panic!()
+    };
+    s.handle_forward_opened(id, Err("administratively prohibited\r\nINJECT".into()));
+    let replies = actions(&mut s);
+    let [Action::ToClient(reply)] = replies.as_slice() else {
+        panic!("{replies:?}")
+    };
+    let reply = String::from_utf8_lossy(reply);
+    assert!(reply.starts_with("425 ") && reply.contains("prohibited"));
+    assert_eq!(reply.matches("\r\n").count(), 1, "no CR/LF copied: {reply:?}");
+}
+
+#[test]
+fn the_completion_reply_waits_for_the_data_connection() {
+    let mut s = session();
+    let (id, _) = passive(&mut s, "EPSV\r\n", "229 ok (|||40000|)\r\n");
+    s.handle_forward_opened(id, Ok(listening(6000)));
+    actions(&mut s);
+    s.handle_client_bytes(b"RETR big\r\n");
+    s.handle_server_bytes(b"150 Opening\r\n226 Transfer complete\r\n");
+    assert_eq!(
+        actions(&mut s),
+        vec![to_server("RETR big\r\n"), to_client("150 Opening\r\n")]
+    );
+    // Later replies queue behind the held one.
+    s.handle_client_bytes(b"NOOP\r\n");
+    s.handle_server_bytes(b"200 ok\r\n");
+    assert_eq!(actions(&mut s), vec![to_server("NOOP\r\n")]);
+    s.handle_data_finished(id);
+    assert_eq!(
+        actions(&mut s),
+        vec![
+            to_client("226 Transfer complete\r\n"),
+            Action::CloseForward { id },
+            to_client("200 ok\r\n")
+        ]
+    );
+}
+
+#[test]
+fn a_data_connection_finished_first_lets_the_completion_reply_through() {
+    let mut s = session();
+    let (id, _) = passive(&mut s, "PASV\r\n", "227 =127,0,0,1,4,1\r\n");
+    s.handle_forward_opened(id, Ok(listening(6000)));
+    s.handle_client_bytes(b"LIST\r\n");
+    s.handle_server_bytes(b"150 Here\r\n");
+    actions(&mut s);
+    s.handle_data_finished(id);
+    s.handle_server_bytes(b"226 Done\r\n");
+    assert_eq!(
+        actions(&mut s),
+        vec![to_client("226 Done\r\n"), Action::CloseForward { id }]
+    );
+}
+
+#[test]
+fn abort_releases_a_held_reply_and_passes_telnet_bytes_unchanged() {
+    let mut s = session();
+    let (id, _) = passive(&mut s, "EPSV\r\n", "229 ok (|||40000|)\r\n");
+    s.handle_forward_opened(id, Ok(listening(6000)));
+    s.handle_client_bytes(b"RETR f\r\n");
+    s.handle_server_bytes(b"150 go\r\n226 done\r\n");
+    actions(&mut s);
+    let abort = b"\xff\xf4\xff\xf2ABOR\r\n";
+    s.handle_client_bytes(abort);
+    assert_eq!(
+        actions(&mut s),
+        vec![
+            to_client("226 done\r\n"),
+            Action::CloseForward { id },
+            Action::ToServer(abort.to_vec())
+        ]
+    );
+}
+
+#[test]
+fn after_epsv_all_pasv_replies_are_relayed_unchanged() {
+    let mut s = session();
+    s.handle_client_bytes(b"EPSV ALL\r\n");
+    s.handle_server_bytes(b"200 EPSV ALL ok\r\n");
+    actions(&mut s);
+    s.handle_client_bytes(b"PASV\r\n");
+    s.handle_server_bytes(b"227 Entering Passive Mode (127,0,0,1,4,1)\r\n");
+    assert_eq!(
+        actions(&mut s),
+        vec![
+            to_server("PASV\r\n"),
+            to_client("227 Entering Passive Mode (127,0,0,1,4,1)\r\n")
+        ]
+    );
+    let (_, request) = passive(&mut s, "EPSV\r\n", "229 ok (|||40000|)\r\n");
+    assert!(matches!(request, ForwardRequest::Local { connect_port: 40000, .. }));
+}
+
+#[test]
+fn auth_tls_is_refused_locally_and_hidden_from_feat() {
+    let mut s = session();
+    s.handle_client_bytes(b"AUTH TLS\r\n");
+    let replies = actions(&mut s);
+    assert!(matches!(replies.as_slice(), [Action::ToClient(r)] if r.starts_with(b"534 ")));
+    s.handle_client_bytes(b"FEAT\r\n");
+    s.handle_server_bytes(b"211-Features:\r\n EPSV\r\n AUTH TLS\r\n PBSZ\r\n MDTM\r\n211 End\r\n");
+    assert_eq!(
+        actions(&mut s),
+        vec![
+            to_server("FEAT\r\n"),
+            to_client("211-Features:\r\n"),
+            to_client(" EPSV\r\n"),
+            to_client(" MDTM\r\n"),
+            to_client("211 End\r\n"),
+        ]
+    );
+    assert_eq!(notes(&mut s), Vec::<NoteKind>::new());
+}
+
+#[test]
+fn only_the_last_line_of_a_multiline_passive_reply_is_rewritten() {
+    let mut s = session();
+    s.handle_client_bytes(b"PASV\r\n");
+    s.handle_server_bytes(b"227-Some servers explain first\r\n227 Entering Passive Mode (127,0,0,1,4,51).\r\n");
+    let got = actions(&mut s);
+    assert_eq!(got[1], to_client("227-Some servers explain first\r\n"));
+    assert!(matches!(
+        got[2],
+        Action::OpenForward { request: ForwardRequest::Local { connect_port: 1075, .. }, .. }
+    ));
+}
+
+#[test]
+fn input_split_byte_by_byte_gives_the_same_actions() {
+    let script: &[u8] = b"220-hello\r\n220 ready\r\n227 Entering Passive Mode (10,1,2,3,4,5)\r\n";
+    let mut whole = session();
+    whole.handle_client_bytes(b"PASV\r\n");
+    whole.handle_server_bytes(script);
+    let expected = actions(&mut whole);
+
+    let mut split = session();
+    split.handle_client_bytes(b"PASV\r\n");
+    for byte in script {
+        split.handle_server_bytes(std::slice::from_ref(byte));
+    }
+    assert_eq!(actions(&mut split), expected);
+}
+
+#[test]
+fn a_forward_answer_nobody_waits_for_is_closed() {
+    let mut s = session();
+    s.handle_forward_opened(42, Ok(listening(1)));
+    assert_eq!(actions(&mut s), vec![Action::CloseForward { id: 42 }]);
+}
