@@ -346,11 +346,11 @@ impl Session {
         id
     }
 
-    fn to_client(&mut self, bytes: impl Into<Vec<u8>>) {
+    fn send_client(&mut self, bytes: impl Into<Vec<u8>>) {
         self.actions.push_back(Action::ToClient(bytes.into()));
     }
 
-    fn to_server(&mut self, bytes: impl Into<Vec<u8>>) {
+    fn send_server(&mut self, bytes: impl Into<Vec<u8>>) {
         self.actions.push_back(Action::ToServer(bytes.into()));
     }
 
@@ -364,8 +364,7 @@ impl Session {
 
     fn close_data(&mut self) {
         if let Some(data) = self.data.take() {
-            self.actions
-                .push_back(Action::CloseForward { id: data.id });
+            self.actions.push_back(Action::CloseForward { id: data.id });
         }
     }
 
@@ -373,14 +372,21 @@ impl Session {
 
     fn on_client_line(&mut self, line: Line) {
         if line.overlong {
-            self.to_server(line.raw);
+            self.send_server(line.raw);
             return;
+        }
+        if line.content().contains(&0) {
+            // A server may read the line only up to the NUL: what it then sees was never
+            // checked here (a PORT behind a NUL would bounce), so it is not relayed.
+            let reply = "500 Command refused: it contains a NUL byte.\r\n".to_owned();
+            let original = sanitize_for_reply(line.content());
+            return self.refuse(NoteKind::Malformed, &original, reply);
         }
         let Some(command) = parse_command(line.content()) else {
             if !line.content().iter().all(u8::is_ascii_whitespace) {
                 self.expected.push_back(Expect::Other);
             }
-            self.to_server(line.raw);
+            self.send_server(line.raw);
             return;
         };
         let expect = match command.verb.as_str() {
@@ -406,7 +412,7 @@ impl Session {
             _ => Expect::Other,
         };
         self.expected.push_back(expect);
-        self.to_server(line.raw);
+        self.send_server(line.raw);
     }
 
     fn refuse_auth(&mut self, line: &Line) {
@@ -417,7 +423,7 @@ impl Session {
             &sanitize_for_reply(line.content()),
             reply,
         );
-        self.to_client(reply);
+        self.send_client(reply);
     }
 
     fn on_active_command(&mut self, command: ActiveCommand, line: &Line, arg: &str) {
@@ -467,7 +473,7 @@ impl Session {
 
     fn refuse(&mut self, kind: NoteKind, original: &str, reply: String) {
         self.note(kind, original, &reply);
-        self.to_client(reply);
+        self.send_client(reply);
     }
 
     fn finish_active(&mut self, wait: ActiveWait, result: Result<SocketAddr, String>) {
@@ -493,7 +499,7 @@ impl Session {
             (_, address) => format_eprt(address),
         };
         self.note(NoteKind::Rewrite, &original, &line);
-        self.to_server(line);
+        self.send_server(line);
         self.expected.push_back(Expect::Active(id));
         self.data = Some(DataForward {
             id,
@@ -505,20 +511,20 @@ impl Session {
 
     fn on_server_line(&mut self, line: Line) {
         if line.overlong {
-            self.to_client(line.raw);
+            self.send_client(line.raw);
             return;
         }
         match self.replies.classify(line.content()) {
             ReplyLine::Start { code } => {
                 self.in_feat_reply = code == 211 && self.expected.front() == Some(&Expect::Feat);
-                self.to_client(line.raw);
+                self.send_client(line.raw);
             }
             ReplyLine::Continuation => {
                 if !(self.in_feat_reply && hides_tls_feature(line.content())) {
-                    self.to_client(line.raw);
+                    self.send_client(line.raw);
                 }
             }
-            ReplyLine::Unrecognized => self.to_client(line.raw),
+            ReplyLine::Unrecognized => self.send_client(line.raw),
             ReplyLine::Final { code } => {
                 self.in_feat_reply = false;
                 self.on_final_reply(code, line);
@@ -529,11 +535,11 @@ impl Session {
     fn on_final_reply(&mut self, code: u16, line: Line) {
         if !self.greeted && matches!(code, 120 | 220 | 421) {
             self.greeted = code != 120;
-            return self.to_client(line.raw);
+            return self.send_client(line.raw);
         }
         self.greeted = true;
         if (100..200).contains(&code) {
-            return self.to_client(line.raw);
+            return self.send_client(line.raw);
         }
         let expect = self.expected.pop_front().unwrap_or(Expect::Other);
         match expect {
@@ -544,16 +550,16 @@ impl Session {
                 if !(200..300).contains(&code) && self.data.is_some_and(|d| d.id == id) {
                     self.close_data();
                 }
-                self.to_client(line.raw);
+                self.send_client(line.raw);
             }
             Expect::Transfer => self.on_transfer_end(code, line),
             Expect::EpsvAll => {
                 if (200..300).contains(&code) {
                     self.epsv_all = true;
                 }
-                self.to_client(line.raw);
+                self.send_client(line.raw);
             }
-            Expect::Passive(_) | Expect::Feat | Expect::Other => self.to_client(line.raw),
+            Expect::Passive(_) | Expect::Feat | Expect::Other => self.send_client(line.raw),
         }
     }
 
@@ -566,7 +572,7 @@ impl Session {
                 });
             }
             _ => {
-                self.to_client(line.raw);
+                self.send_client(line.raw);
                 self.close_data();
             }
         }
@@ -574,7 +580,7 @@ impl Session {
 
     fn release_transfer_end(&mut self) {
         if let Some(ServerWait::TransferEnd { held, .. }) = self.server_wait.take() {
-            self.to_client(held);
+            self.send_client(held);
         }
         self.close_data();
     }
@@ -598,9 +604,7 @@ impl Session {
                 (address.ip().to_string(), address.port())
             }
             PassiveTarget::Address(address) => (server_host, address.port()),
-            PassiveTarget::PortOnly(port) | PassiveTarget::ControlPeer(port) => {
-                (server_host, port)
-            }
+            PassiveTarget::PortOnly(port) | PassiveTarget::ControlPeer(port) => (server_host, port),
         };
         self.close_data();
         let id = self.new_forward_id();
@@ -644,7 +648,7 @@ impl Session {
             (_, address) => format_229(address.port()),
         };
         self.note(NoteKind::Rewrite, &original, &reply);
-        self.to_client(reply);
+        self.send_client(reply);
         self.data = Some(DataForward {
             id,
             finished: false,

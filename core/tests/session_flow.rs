@@ -50,9 +50,10 @@ fn passive(session: &mut Session, command: &str, reply: &str) -> (ForwardId, For
     // A data forward still open is closed first: the new one replaces it.
     match actions(session).as_slice() {
         [Action::OpenForward { id, request }]
-        | [Action::CloseForward { .. }, Action::OpenForward { id, request }] => {
-            (*id, request.clone())
-        }
+        | [
+            Action::CloseForward { .. },
+            Action::OpenForward { id, request },
+        ] => (*id, request.clone()),
         other => panic!("expected one OpenForward, got {other:?}"),
     }
 }
@@ -77,26 +78,46 @@ fn pasv_reply_is_rewritten_to_name_the_local_listener_and_connects_to_the_server
     s.handle_forward_opened(id, Ok(listening(5555)));
     assert_eq!(
         actions(&mut s),
-        vec![to_client("227 Entering Passive Mode (127,0,0,1,21,179).\r\n")]
+        vec![to_client(
+            "227 Entering Passive Mode (127,0,0,1,21,179).\r\n"
+        )]
     );
 }
 
 #[test]
 fn epsv_and_cross_code_replies_answer_in_the_form_the_client_asked_for() {
     let mut s = session();
-    let (id, _) = passive(&mut s, "EPSV\r\n", "229 Entering Extended Passive Mode (|||40001|).\r\n");
+    let (id, _) = passive(
+        &mut s,
+        "EPSV\r\n",
+        "229 Entering Extended Passive Mode (|||40001|).\r\n",
+    );
     s.handle_forward_opened(id, Ok(listening(6000)));
     assert_eq!(
         actions(&mut s),
-        vec![to_client("229 Entering Extended Passive Mode (|||6000|)\r\n")]
+        vec![to_client(
+            "229 Entering Extended Passive Mode (|||6000|)\r\n"
+        )]
     );
 
-    let (id, request) = passive(&mut s, "PASV\r\n", "229 Entering Passive Mode (|||40002|)\r\n");
-    assert!(matches!(request, ForwardRequest::Local { connect_port: 40002, .. }));
+    let (id, request) = passive(
+        &mut s,
+        "PASV\r\n",
+        "229 Entering Passive Mode (|||40002|)\r\n",
+    );
+    assert!(matches!(
+        request,
+        ForwardRequest::Local {
+            connect_port: 40002,
+            ..
+        }
+    ));
     s.handle_forward_opened(id, Ok(listening(6001)));
     assert_eq!(
         actions(&mut s),
-        vec![to_client("227 Entering Passive Mode (127,0,0,1,23,113).\r\n")]
+        vec![to_client(
+            "227 Entering Passive Mode (127,0,0,1,23,113).\r\n"
+        )]
     );
 }
 
@@ -105,13 +126,17 @@ fn the_address_in_a_passive_reply_is_trusted_only_when_configured() {
     let reply = "227 Entering Passive Mode (203,0,113,9,4,1)\r\n";
     let mut s = session();
     let (_, request) = passive(&mut s, "PASV\r\n", reply);
-    assert!(matches!(request, ForwardRequest::Local { ref connect_host, .. } if connect_host == "ftp.internal"));
+    assert!(
+        matches!(request, ForwardRequest::Local { ref connect_host, .. } if connect_host == "ftp.internal")
+    );
 
     let mut config = SessionConfig::new(CLIENT, "ftp.internal");
     config.trust_passive_address = true;
     let mut s = Session::new(config);
     let (_, request) = passive(&mut s, "PASV\r\n", reply);
-    assert!(matches!(request, ForwardRequest::Local { ref connect_host, .. } if connect_host == "203.0.113.9"));
+    assert!(
+        matches!(request, ForwardRequest::Local { ref connect_host, .. } if connect_host == "203.0.113.9")
+    );
 }
 
 #[test]
@@ -139,7 +164,10 @@ fn a_malformed_passive_reply_gets_a_clear_425_and_the_session_goes_on() {
         panic!("{replies:?}")
     };
     let reply = String::from_utf8_lossy(reply);
-    assert!(reply.starts_with("425 ") && reply.contains("malformed"), "{reply}");
+    assert!(
+        reply.starts_with("425 ") && reply.contains("malformed"),
+        "{reply}"
+    );
     assert!(reply.ends_with("\r\n") && reply.matches('\n').count() == 1);
 
     s.handle_client_bytes(b"NOOP\r\n");
@@ -155,10 +183,16 @@ fn port_is_rewritten_to_the_remote_forward_and_bounce_is_refused() {
     let mut s = session();
     s.handle_client_bytes(b"PORT 127,0,0,1,200,10\r\n");
     let id = match actions(&mut s).as_slice() {
-        [Action::OpenForward {
-            id,
-            request: ForwardRequest::Remote { bind_host, deliver_to },
-        }] => {
+        [
+            Action::OpenForward {
+                id,
+                request:
+                    ForwardRequest::Remote {
+                        bind_host,
+                        deliver_to,
+                    },
+            },
+        ] => {
             assert_eq!(bind_host, "127.0.0.1");
             assert_eq!(*deliver_to, SocketAddr::new(CLIENT, 51210));
             *id
@@ -171,7 +205,10 @@ fn port_is_rewritten_to_the_remote_forward_and_bounce_is_refused() {
     s.handle_forward_opened(id, Ok(SocketAddr::new(CLIENT, 33000)));
     assert_eq!(
         actions(&mut s),
-        vec![to_server("PORT 127,0,0,1,128,232\r\n"), to_server("RETR f\r\n")]
+        vec![
+            to_server("PORT 127,0,0,1,128,232\r\n"),
+            to_server("RETR f\r\n")
+        ]
     );
 
     s.handle_client_bytes(b"PORT 203,0,113,50,0,25\r\n");
@@ -214,7 +251,11 @@ fn a_refused_remote_forward_gives_a_clear_425() {
     };
     let reply = String::from_utf8_lossy(reply);
     assert!(reply.starts_with("425 ") && reply.contains("prohibited"));
-    assert_eq!(reply.matches("\r\n").count(), 1, "no CR/LF copied: {reply:?}");
+    assert_eq!(
+        reply.matches("\r\n").count(),
+        1,
+        "no CR/LF copied: {reply:?}"
+    );
 }
 
 #[test]
@@ -296,7 +337,13 @@ fn after_epsv_all_pasv_replies_are_relayed_unchanged() {
         ]
     );
     let (_, request) = passive(&mut s, "EPSV\r\n", "229 ok (|||40000|)\r\n");
-    assert!(matches!(request, ForwardRequest::Local { connect_port: 40000, .. }));
+    assert!(matches!(
+        request,
+        ForwardRequest::Local {
+            connect_port: 40000,
+            ..
+        }
+    ));
 }
 
 #[test]
@@ -324,12 +371,20 @@ fn auth_tls_is_refused_locally_and_hidden_from_feat() {
 fn only_the_last_line_of_a_multiline_passive_reply_is_rewritten() {
     let mut s = session();
     s.handle_client_bytes(b"PASV\r\n");
-    s.handle_server_bytes(b"227-Some servers explain first\r\n227 Entering Passive Mode (127,0,0,1,4,51).\r\n");
+    s.handle_server_bytes(
+        b"227-Some servers explain first\r\n227 Entering Passive Mode (127,0,0,1,4,51).\r\n",
+    );
     let got = actions(&mut s);
     assert_eq!(got[1], to_client("227-Some servers explain first\r\n"));
     assert!(matches!(
         got[2],
-        Action::OpenForward { request: ForwardRequest::Local { connect_port: 1075, .. }, .. }
+        Action::OpenForward {
+            request: ForwardRequest::Local {
+                connect_port: 1075,
+                ..
+            },
+            ..
+        }
     ));
 }
 
@@ -354,4 +409,15 @@ fn a_forward_answer_nobody_waits_for_is_closed() {
     let mut s = session();
     s.handle_forward_opened(42, Ok(listening(1)));
     assert_eq!(actions(&mut s), vec![Action::CloseForward { id: 42 }]);
+}
+
+#[test]
+fn a_command_with_a_nul_byte_is_refused_not_relayed() {
+    let mut s = session();
+    s.handle_client_bytes(b"PORT 203,0,113,50,0,25\0x\r\n");
+    let replies = actions(&mut s);
+    assert!(
+        matches!(replies.as_slice(), [Action::ToClient(r)] if r.starts_with(b"500 ")),
+        "{replies:?}"
+    );
 }

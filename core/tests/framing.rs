@@ -1,0 +1,169 @@
+//! Unit tests of the line framer, including a randomised split test.
+
+use ftp_tunnel_core::framing::{Line, LineFramer};
+
+fn frame_all(pieces: &[&[u8]], cap: usize) -> (Vec<Line>, usize) {
+    let mut f = LineFramer::new(cap);
+    let mut out = Vec::new();
+    for p in pieces {
+        f.push(p);
+        while let Some(l) = f.next_line() {
+            out.push(l);
+        }
+    }
+    (out, f.pending())
+}
+
+#[test]
+fn content_strips_only_the_terminator() {
+    let cases: [(&[u8], &[u8]); 6] = [
+        (b"220 x\r\n", b"220 x"),
+        (b"220 x\n", b"220 x"),
+        (b"220 x\r\r\n", b"220 x\r"),
+        (b"\n", b""),
+        (b"\r\n", b""),
+        (b"abc", b"abc"),
+    ];
+    for (raw, content) in cases {
+        let l = Line {
+            raw: raw.to_vec(),
+            overlong: false,
+        };
+        assert_eq!(l.content(), content, "{raw:?}");
+    }
+}
+
+#[test]
+fn partial_line_waits() {
+    let mut f = LineFramer::new(64);
+    f.push(b"220 Hel");
+    assert!(f.next_line().is_none());
+    assert_eq!(f.pending(), 7);
+    f.push(b"lo\r");
+    assert!(f.next_line().is_none());
+    f.push(b"\n331");
+    let l = f.next_line().unwrap();
+    assert_eq!(l.raw, b"220 Hello\r\n");
+    assert!(!l.overlong && l.is_terminated());
+    assert!(f.next_line().is_none());
+    assert_eq!(f.pending(), 3);
+    assert_eq!(f.take_pending(), b"331");
+    assert_eq!(f.pending(), 0);
+}
+
+#[test]
+fn line_of_exactly_the_cap_is_normal() {
+    let (lines, pending) = frame_all(&[b"1234567\n12345678\n"], 8);
+    assert_eq!(pending, 0);
+    assert_eq!(
+        lines[0],
+        Line {
+            raw: b"1234567\n".to_vec(),
+            overlong: false
+        }
+    );
+    // 9 bytes with its LF: one chunk of 8, then the LF alone, both overlong.
+    assert_eq!(
+        lines[1],
+        Line {
+            raw: b"12345678".to_vec(),
+            overlong: true
+        }
+    );
+    assert_eq!(
+        lines[2],
+        Line {
+            raw: b"\n".to_vec(),
+            overlong: true
+        }
+    );
+    assert_eq!(lines.len(), 3);
+}
+
+#[test]
+fn overlong_state_ends_with_its_line() {
+    let mut f = LineFramer::new(4);
+    f.push(b"abcdefghij");
+    assert_eq!(f.next_line().unwrap().raw, b"abcd");
+    assert_eq!(f.next_line().unwrap().raw, b"efgh");
+    assert!(f.in_overlong_line());
+    assert!(f.next_line().is_none());
+    assert_eq!(f.pending(), 2);
+    f.push(b"\r\nok\n");
+    let tail = f.next_line().unwrap();
+    assert_eq!(
+        tail,
+        Line {
+            raw: b"ij\r\n".to_vec(),
+            overlong: true
+        }
+    );
+    assert_eq!(tail.content(), b"ij");
+    assert_eq!(
+        f.next_line().unwrap(),
+        Line {
+            raw: b"ok\n".to_vec(),
+            overlong: false
+        }
+    );
+    assert!(!f.in_overlong_line());
+}
+
+#[test]
+fn tiny_cap_is_raised_and_never_loops() {
+    let (lines, _) = frame_all(&[b"abc\n"], 0);
+    let joined: Vec<u8> = lines.iter().flat_map(|l| l.raw.clone()).collect();
+    assert_eq!(joined, b"abc\n");
+    assert!(lines.iter().all(|l| !l.raw.is_empty() && l.raw.len() <= 2));
+}
+
+#[test]
+fn binary_bytes_relay_exactly() {
+    let input: Vec<u8> = (0..=255u8).chain(b"\n".iter().copied()).collect();
+    let (lines, pending) = frame_all(&[&input], 1024);
+    assert_eq!(pending, 0);
+    let joined: Vec<u8> = lines.iter().flat_map(|l| l.raw.clone()).collect();
+    assert_eq!(joined, input);
+}
+
+/// xorshift64: deterministic, no extra crates.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+#[test]
+fn random_splits_give_the_same_lines() {
+    let mut input = Vec::new();
+    input.extend_from_slice(b"220-Welcome\r\n220-\xff\xf4 odd\n220 Ready\r\n");
+    input.extend_from_slice(b"227 Entering Passive Mode (127,0,0,1,4,51).\r\n");
+    input.extend_from_slice(&[b'x'; 100]);
+    input.extend_from_slice(b"\r\n\r\n\n229 (|||1|)\r\npartial");
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    for cap in [8usize, 16, 64, 8192] {
+        let (want, want_pending) = frame_all(&[&input], cap);
+        let joined: Vec<u8> = want.iter().flat_map(|l| l.raw.clone()).collect();
+        assert_eq!(joined, input[..input.len() - want_pending]);
+        for _ in 0..500 {
+            let mut pieces: Vec<&[u8]> = Vec::new();
+            let mut rest = &input[..];
+            while !rest.is_empty() {
+                let n = 1 + rng.below(rest.len().min(40));
+                let (a, b) = rest.split_at(n);
+                pieces.push(a);
+                rest = b;
+            }
+            let (got, pending) = frame_all(&pieces, cap);
+            assert_eq!(got, want, "cap {cap}");
+            assert_eq!(pending, want_pending);
+        }
+    }
+}
