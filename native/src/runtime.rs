@@ -51,6 +51,8 @@ pub struct HostState {
     pub forwards: ForwardContext,
 }
 
+impl ftp_tunnel::plugin::types::Host for HostState {}
+
 /// The engine and the pre-linked component, shared by all sessions.
 #[derive(Clone)]
 pub struct Runtime {
@@ -109,7 +111,7 @@ impl Runtime {
             table: ResourceTable::new(),
             limits: StoreLimitsBuilder::new()
                 .memory_size(MAX_INSTANCE_MEMORY)
-                .instances(1)
+                .instances(32)
                 .build(),
             forwards,
         };

@@ -12,7 +12,7 @@
 // sections) need it, and the lint cannot be scoped to them. This file itself has none.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use ftp_tunnel_core::session::{Action, ForwardId, ForwardRequest, Session, SessionConfig};
@@ -42,12 +42,14 @@ pub struct SessionResource {
     inner: RefCell<Glue>,
 }
 
+/// BTreeMaps, not HashMaps: std's HashMap seeds itself from `wasi:random`, a capability the
+/// host does not grant (the call would trap).
 struct Glue {
     core: Session,
     /// Open forwards by the core's id: the resource (drop = close) and the host's id.
-    forwards: HashMap<ForwardId, Forward>,
+    forwards: BTreeMap<ForwardId, Forward>,
     /// Host id → core id, to route `data-finished`.
-    by_host_id: HashMap<u32, ForwardId>,
+    by_host_id: BTreeMap<u32, ForwardId>,
 }
 
 impl GuestSession for SessionResource {
@@ -55,8 +57,8 @@ impl GuestSession for SessionResource {
         Self {
             inner: RefCell::new(Glue {
                 core: Session::new(core_config(&config)),
-                forwards: HashMap::new(),
-                by_host_id: HashMap::new(),
+                forwards: BTreeMap::new(),
+                by_host_id: BTreeMap::new(),
             }),
         }
     }
