@@ -14,7 +14,9 @@ const ARTIFACT: &str = "ftp_tunnel_component.wasm";
 
 fn main() {
     let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets it"));
-    let workspace = manifest_dir.parent().expect("native/ lives in the workspace");
+    let workspace = manifest_dir
+        .parent()
+        .expect("native/ lives in the workspace");
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets it"));
     let embedded = out_dir.join(ARTIFACT);
 
@@ -25,8 +27,17 @@ fn main() {
         copy(&prebuilt, &embedded);
         return;
     }
-    for watched in ["core/src", "core/Cargo.toml", "wasm-component", "wit", "Cargo.toml"] {
-        println!("cargo:rerun-if-changed={}", workspace.join(watched).display());
+    for watched in [
+        "core/src",
+        "core/Cargo.toml",
+        "wasm-component",
+        "wit",
+        "Cargo.toml",
+    ] {
+        println!(
+            "cargo:rerun-if-changed={}",
+            workspace.join(watched).display()
+        );
     }
 
     let target_dir = nested_target_dir(&out_dir, workspace);

@@ -160,16 +160,17 @@ impl Cli {
         let mut option_port = None;
         let mut option_user = None;
         for option in &self.options {
-            apply_option(option, &mut ssh, &mut ftp, &mut option_port, &mut option_user)?;
+            apply_option(
+                option,
+                &mut ssh,
+                &mut ftp,
+                &mut option_port,
+                &mut option_user,
+            )?;
         }
         // Command-line flags win over -o, as in OpenSSH.
         ssh.port = self.port.or(option_port).unwrap_or(22);
-        if let Some(user) = self
-            .login
-            .clone()
-            .or(user_from_destination)
-            .or(option_user)
-        {
+        if let Some(user) = self.login.clone().or(user_from_destination).or(option_user) {
             ssh.user = user;
         }
         ssh.identity_files.extend(self.identity.iter().cloned());
@@ -283,10 +284,16 @@ mod tests {
 
     #[test]
     fn bad_input_is_one_clear_error() {
-        assert!(parse(&["-L", "ftp/x:h:21", "gw"]).unwrap_err().contains("ftp/x:h:21"));
-        assert!(parse(&["-o", "Bogus=1", "-L", "ftp/0:h:21", "gw"])
-            .unwrap_err()
-            .contains("unknown option"));
+        assert!(
+            parse(&["-L", "ftp/x:h:21", "gw"])
+                .unwrap_err()
+                .contains("ftp/x:h:21")
+        );
+        assert!(
+            parse(&["-o", "Bogus=1", "-L", "ftp/0:h:21", "gw"])
+                .unwrap_err()
+                .contains("unknown option")
+        );
         assert!(parse(&["gw"]).unwrap_err().contains("nothing to forward"));
     }
 }

@@ -108,7 +108,11 @@ fn report(
     result: Result<PumpStats, String>,
 ) {
     if let Err(reason) = &result {
-        warn!(forward = id, mode = mode.as_str(), "data connection failed: {reason}");
+        warn!(
+            forward = id,
+            mode = mode.as_str(),
+            "data connection failed: {reason}"
+        );
     }
     // The session may be gone already; then nobody waits for this.
     let _ = events.send(DataEvent {
@@ -145,7 +149,8 @@ impl HostState {
         let events = ctx.events.clone();
         let deadline = ctx.accept_timeout;
         let task = tokio::spawn(async move {
-            let accepted = tokio::time::timeout(deadline, accept_from(&listener, expect_peer)).await;
+            let accepted =
+                tokio::time::timeout(deadline, accept_from(&listener, expect_peer)).await;
             drop(listener);
             let started = Instant::now();
             let result = match accepted {
@@ -157,7 +162,7 @@ impl HostState {
             };
             report(&events, id, DataMode::Passive, started, result);
         });
-        debug!(forward = id, %local, to = %format!("{}:{}", connect_to.host, connect_to.port), "passive forward open");
+        debug!(forward = id, %local, "passive forward open");
         Ok(ForwardHandle {
             id,
             address: Endpoint {

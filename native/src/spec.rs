@@ -29,7 +29,9 @@ pub struct ForwardSpec {
 
 /// Why a specification was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("bad forward specification {spec:?}: {reason} (expected [ftp/|tcp/][BIND_ADDR:]PORT:HOST:HOSTPORT)")]
+#[error(
+    "bad forward specification {spec:?}: {reason} (expected [ftp/|tcp/][BIND_ADDR:]PORT:HOST:HOSTPORT)"
+)]
 pub struct SpecError {
     spec: String,
     reason: String,
@@ -137,7 +139,10 @@ mod tests {
         let spec: ForwardSpec = "ftp/2121:127.0.0.1:21".parse().unwrap();
         assert_eq!(spec.kind, ForwardKind::Ftp);
         assert_eq!(spec.bind_address, None);
-        assert_eq!((spec.bind_port, spec.host.as_str(), spec.host_port), (2121, "127.0.0.1", 21));
+        assert_eq!(
+            (spec.bind_port, spec.host.as_str(), spec.host_port),
+            (2121, "127.0.0.1", 21)
+        );
 
         let spec: ForwardSpec = "ftp/[::1]:0:[fd00::5]:2121".parse().unwrap();
         assert_eq!(spec.bind_address.as_deref(), Some("::1"));

@@ -145,16 +145,19 @@ impl Tunnel {
         let mut listeners = Vec::new();
         for spec in &config.forwards {
             let address = spec.bind_address.as_deref().unwrap_or("127.0.0.1");
-            let listener = TcpListener::bind((address, spec.bind_port))
-                .await
+            let listener =
+                TcpListener::bind((address, spec.bind_port))
+                    .await
+                    .map_err(|source| TunnelError::Listen {
+                        address: format!("{address}:{}", spec.bind_port),
+                        source,
+                    })?;
+            let local = listener
+                .local_addr()
                 .map_err(|source| TunnelError::Listen {
-                    address: format!("{address}:{}", spec.bind_port),
+                    address: address.to_owned(),
                     source,
                 })?;
-            let local = listener.local_addr().map_err(|source| TunnelError::Listen {
-                address: address.to_owned(),
-                source,
-            })?;
             info!("listening on {local} ({spec} via {})", config.ssh.host);
             listeners.push((listener, spec.clone()));
         }
