@@ -57,7 +57,8 @@ pub struct DataEvent {
 
 /// What a session's host state needs to open forwards.
 pub struct ForwardContext {
-    pool: Arc<SshPool>,
+    /// `None` for a session without SSH (benchmarks, tests): every forward is refused.
+    pool: Option<Arc<SshPool>>,
     events: mpsc::UnboundedSender<DataEvent>,
     accept_timeout: Duration,
     next_id: u32,
@@ -72,11 +73,28 @@ impl ForwardContext {
         accept_timeout: Duration,
     ) -> Self {
         Self {
-            pool,
+            pool: Some(pool),
             events,
             accept_timeout,
             next_id: 1,
         }
+    }
+
+    /// A context with no SSH connection behind it: every forward is refused. For measuring
+    /// and testing the component's control path alone.
+    pub fn detached(events: mpsc::UnboundedSender<DataEvent>) -> Self {
+        Self {
+            pool: None,
+            events,
+            accept_timeout: Duration::from_secs(1),
+            next_id: 1,
+        }
+    }
+
+    fn pool(&self) -> Result<Arc<SshPool>, String> {
+        self.pool
+            .clone()
+            .ok_or_else(|| "no SSH connection in this context".to_owned())
     }
 
     fn next_id(&mut self) -> u32 {
@@ -144,8 +162,8 @@ impl HostState {
             .local_addr()
             .map_err(|e| format!("listener address: {e}"))?;
         let ctx = &mut self.forwards;
+        let pool = ctx.pool()?;
         let id = ctx.next_id();
-        let pool = ctx.pool.clone();
         let events = ctx.events.clone();
         let deadline = ctx.accept_timeout;
         let task = tokio::spawn(async move {
@@ -181,7 +199,7 @@ impl HostState {
         let deliver_ip = parse_ip(&deliver_to.host, "client data address")?;
         let deliver_to = SocketAddr::new(deliver_ip, deliver_to.port);
         let ctx = &mut self.forwards;
-        let lease = ctx.pool.lease_data().await.map_err(|e| e.to_string())?;
+        let lease = ctx.pool()?.lease_data().await.map_err(|e| e.to_string())?;
         let mut remote = lease
             .remote_forward(&bind.host, bind.port)
             .await
