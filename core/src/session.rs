@@ -191,6 +191,10 @@ enum ServerWait {
     },
     /// For the data connection to finish before relaying its completion reply.
     TransferEnd { id: ForwardId, held: Vec<u8> },
+    /// For an active-mode data connection to reach the client before relaying the
+    /// transfer's preliminary reply: curl treats control data that arrives before the data
+    /// connection as an error, and through a tunnel the server's `150` can overtake it.
+    DataConnect { id: ForwardId, held: Vec<u8> },
 }
 
 /// Why the client direction is waiting: for the remote forward an active command will name.
@@ -205,6 +209,9 @@ struct ActiveWait {
 struct DataForward {
     id: ForwardId,
     finished: bool,
+    /// The data connection reached the FTP client (always true for passive mode, where the
+    /// client connects to us).
+    connected: bool,
 }
 
 /// One FTP control connection's rewrite state. See the module documentation.
@@ -292,11 +299,30 @@ impl Session {
         if let Some(data) = self.data.as_mut().filter(|d| d.id == id) {
             data.finished = true;
         }
+        self.release_preliminary(id);
         if matches!(self.server_wait, Some(ServerWait::TransferEnd { id: waiting, .. }) if waiting == id)
         {
             self.release_transfer_end();
         }
         self.run();
+    }
+
+    /// The data connection of active-mode forward `id` has reached the FTP client.
+    pub fn handle_data_connected(&mut self, id: ForwardId) {
+        if let Some(data) = self.data.as_mut().filter(|d| d.id == id) {
+            data.connected = true;
+        }
+        self.release_preliminary(id);
+        self.run();
+    }
+
+    fn release_preliminary(&mut self, id: ForwardId) {
+        if let Some(ServerWait::DataConnect { held, .. }) = self
+            .server_wait
+            .take_if(|w| matches!(w, ServerWait::DataConnect { id: waiting, .. } if *waiting == id))
+        {
+            self.send_client(held);
+        }
     }
 
     /// The next thing for the host to do.
@@ -401,11 +427,14 @@ impl Session {
             "FEAT" => Expect::Feat,
             "AUTH" => return self.refuse_auth(&line),
             "ABOR" => {
-                // The data channel ends now; a held completion reply is stale.
-                if matches!(self.server_wait, Some(ServerWait::TransferEnd { .. })) {
-                    self.release_transfer_end();
-                } else {
-                    self.close_data();
+                // The data channel ends now; a reply held for it is stale.
+                match self.server_wait {
+                    Some(ServerWait::TransferEnd { .. }) => self.release_transfer_end(),
+                    Some(ServerWait::DataConnect { id, .. }) => {
+                        self.release_preliminary(id);
+                        self.close_data();
+                    }
+                    _ => self.close_data(),
                 }
                 Expect::Other
             }
@@ -445,8 +474,14 @@ impl Session {
                 return self.refuse(NoteKind::Malformed, &original, reply);
             }
         };
-        let named = canonical(address.ip());
         let peer = canonical(self.config.client_peer);
+        // lftp names `::` (EPRT |2|::|port|) for "the address you see me at".
+        let address = if address.ip().is_unspecified() {
+            SocketAddr::new(peer, address.port())
+        } else {
+            address
+        };
+        let named = canonical(address.ip());
         if named != peer && !self.config.allow_foreign_data_address {
             let reply = format!(
                 "504 {verb} refused: {named} is not this FTP client's address ({peer}); \
@@ -504,6 +539,7 @@ impl Session {
         self.data = Some(DataForward {
             id,
             finished: false,
+            connected: false,
         });
     }
 
@@ -539,6 +575,15 @@ impl Session {
         }
         self.greeted = true;
         if (100..200).contains(&code) {
+            let waits_for_connection = self.expected.front() == Some(&Expect::Transfer)
+                && self.data.is_some_and(|d| !d.connected && !d.finished);
+            if let (true, Some(data)) = (waits_for_connection, self.data) {
+                self.server_wait = Some(ServerWait::DataConnect {
+                    id: data.id,
+                    held: line.raw,
+                });
+                return;
+            }
             return self.send_client(line.raw);
         }
         let expect = self.expected.pop_front().unwrap_or(Expect::Other);
@@ -652,6 +697,7 @@ impl Session {
         self.data = Some(DataForward {
             id,
             finished: false,
+            connected: true,
         });
     }
 }

@@ -421,3 +421,44 @@ fn a_command_with_a_nul_byte_is_refused_not_relayed() {
         "{replies:?}"
     );
 }
+
+#[test]
+fn in_active_mode_the_preliminary_reply_waits_for_the_data_connection() {
+    let mut s = session();
+    s.handle_client_bytes(b"EPRT |2|::|5000|\r\n");
+    let id = match actions(&mut s).as_slice() {
+        [
+            Action::OpenForward {
+                id,
+                request: ForwardRequest::Remote { deliver_to, .. },
+            },
+        ] => {
+            assert_eq!(
+                *deliver_to,
+                SocketAddr::new(CLIENT, 5000),
+                "`::` means the client"
+            );
+            *id
+        }
+        other => panic!("{other:?}"),
+    };
+    s.handle_forward_opened(id, Ok(SocketAddr::new(CLIENT, 33000)));
+    s.handle_server_bytes(b"200 EPRT ok\r\n");
+    s.handle_client_bytes(b"LIST\r\n");
+    actions(&mut s);
+    s.handle_server_bytes(b"150 Here comes the listing\r\n226 Done\r\n");
+    assert!(
+        actions(&mut s).is_empty(),
+        "150 waits for the data connection"
+    );
+    s.handle_data_connected(id);
+    assert_eq!(
+        actions(&mut s),
+        vec![to_client("150 Here comes the listing\r\n")]
+    );
+    s.handle_data_finished(id);
+    assert_eq!(
+        actions(&mut s),
+        vec![to_client("226 Done\r\n"), Action::CloseForward { id }]
+    );
+}

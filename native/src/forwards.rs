@@ -42,9 +42,18 @@ impl DataMode {
     }
 }
 
+/// What a forward's task tells its session.
+#[derive(Debug)]
+pub enum DataEvent {
+    /// An active-mode data connection reached the FTP client (host forward id).
+    Connected(u32),
+    /// The data connection is over.
+    Finished(DataFinished),
+}
+
 /// The end of one forward's data connection.
 #[derive(Debug)]
-pub struct DataEvent {
+pub struct DataFinished {
     /// The host id of the forward (as the guest knows it).
     pub id: u32,
     /// Passive or active.
@@ -133,12 +142,12 @@ fn report(
         );
     }
     // The session may be gone already; then nobody waits for this.
-    let _ = events.send(DataEvent {
+    let _ = events.send(DataEvent::Finished(DataFinished {
         id,
         mode,
         result,
         elapsed: started.elapsed(),
-    });
+    }));
 }
 
 fn parse_ip(text: &str, what: &str) -> Result<IpAddr, String> {
@@ -220,7 +229,10 @@ impl HostState {
                 Err(_) => Err(format!("no data connection within {deadline:?}")),
                 Ok(None) => Err("the SSH connection closed the remote forward".to_owned()),
                 Ok(Some((channel, _, _))) => match TcpStream::connect(deliver_to).await {
-                    Ok(tcp) => pump(tcp, channel).await.map_err(|e| e.to_string()),
+                    Ok(tcp) => {
+                        let _ = events.send(DataEvent::Connected(id));
+                        pump(tcp, channel).await.map_err(|e| e.to_string())
+                    }
                     Err(e) => Err(format!("cannot reach the FTP client at {deliver_to}: {e}")),
                 },
             };

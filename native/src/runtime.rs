@@ -173,6 +173,15 @@ impl SessionInstance {
             .map_err(RuntimeError::Call)
     }
 
+    /// The data connection of active-mode host forward `id` reached the FTP client.
+    pub async fn data_connected(&mut self, id: u32) -> Result<Output, RuntimeError> {
+        let control = self.bindings.ftp_tunnel_plugin_control().session();
+        control
+            .call_data_connected(&mut self.store, self.session, id)
+            .await
+            .map_err(RuntimeError::Call)
+    }
+
     /// The data connection of host forward `id` is over.
     pub async fn data_finished(&mut self, id: u32) -> Result<Output, RuntimeError> {
         let control = self.bindings.ftp_tunnel_plugin_control().session();

@@ -11,7 +11,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{broadcast, mpsc};
 use tracing::{info, warn};
 
-use crate::forwards::{DataEvent, ForwardContext};
+use crate::forwards::{DataEvent, DataFinished, ForwardContext};
 use crate::runtime::{Endpoint, Output, Runtime, SessionConfig, TunnelKind};
 use crate::ssh::SshPool;
 use crate::tunnel::{FtpSettings, TunnelEvent};
@@ -124,10 +124,13 @@ pub async fn run_session(
                     if n == 0 { break; }
                     instance.from_server(&server_buf[..n]).await?
                 }
-                Some(event) = data_rx.recv() => {
-                    publish_transfer(&shared, id, &event);
-                    instance.data_finished(event.id).await?
-                }
+                Some(event) = data_rx.recv() => match event {
+                    DataEvent::Connected(forward) => instance.data_connected(forward).await?,
+                    DataEvent::Finished(finished) => {
+                        publish_transfer(&shared, id, &finished);
+                        instance.data_finished(finished.id).await?
+                    }
+                },
             };
             publish_notes(&shared, id, &output);
             if !output.to_server.is_empty() {
@@ -179,7 +182,7 @@ fn publish_notes(shared: &SessionShared, session: u64, output: &Output) {
     }
 }
 
-fn publish_transfer(shared: &SessionShared, session: u64, event: &DataEvent) {
+fn publish_transfer(shared: &SessionShared, session: u64, event: &DataFinished) {
     let Ok(stats) = &event.result else {
         return;
     };

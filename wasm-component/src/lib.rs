@@ -75,6 +75,14 @@ impl GuestSession for SessionResource {
         glue.carry_out()
     }
 
+    fn data_connected(&self, id: u32) -> Output {
+        let mut glue = self.inner.borrow_mut();
+        if let Some(core_id) = glue.by_host_id.get(&id).copied() {
+            glue.core.handle_data_connected(core_id);
+        }
+        glue.carry_out()
+    }
+
     fn data_finished(&self, id: u32) -> Output {
         let mut glue = self.inner.borrow_mut();
         if let Some(core_id) = glue.by_host_id.get(&id).copied() {
