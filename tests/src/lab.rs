@@ -1,0 +1,89 @@
+//! A whole test bench: namespace, sshd, one FTP server, and helpers to point clients at it.
+
+use std::path::Path;
+
+use crate::clients::Target;
+use crate::netns::NetNs;
+use crate::pyftpd::Pyftpd;
+use crate::sshd::{Forwarding, Sshd};
+use crate::tunnel::Tunnel;
+use crate::vsftpd::Vsftpd;
+use crate::{FtpServer, Result};
+
+/// Which FTP server to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerKind {
+    /// vsftpd, anonymous, uploads in `pub/`.
+    Vsftpd,
+    /// pyftpdlib, `user`/`pass`.
+    Pyftpd,
+}
+
+/// Namespace + sshd + FTP server. Fields drop in order: server, sshd, then the namespace.
+pub struct Lab {
+    /// The FTP server (inside the namespace, 127.0.0.1).
+    pub server: Box<dyn FtpServer>,
+    /// The SSH server (inside the namespace, on its veth address).
+    pub sshd: Sshd,
+    /// The namespace.
+    pub ns: NetNs,
+}
+
+impl std::fmt::Debug for Lab {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lab")
+            .field("server", &self.server.name())
+            .field("ns", &self.ns)
+            .finish()
+    }
+}
+
+impl Lab {
+    /// Sets everything up; `forwarding` is sshd's `AllowTcpForwarding`.
+    pub fn new(kind: ServerKind, forwarding: Forwarding) -> Result<Self> {
+        let ns = NetNs::new()?;
+        let sshd = Sshd::start(&ns, forwarding)?;
+        let server: Box<dyn FtpServer> = match kind {
+            ServerKind::Vsftpd => Box::new(Vsftpd::start(&ns)?),
+            ServerKind::Pyftpd => Box::new(Pyftpd::start(&ns)?),
+        };
+        Ok(Lab { server, sshd, ns })
+    }
+
+    /// An FTP tunnel to this lab's FTP server, listening on 127.0.0.1.
+    pub fn tunnel(&self) -> Result<Tunnel> {
+        Tunnel::ftp(&self.sshd, self.server.port())
+    }
+
+    /// Where a client reaches the server through `tunnel`'s first listener.
+    pub fn target(&self, tunnel: &Tunnel) -> Target {
+        let host = tunnel
+            .listeners()
+            .first()
+            .map(|(a, _)| a.trim_start_matches('[').trim_end_matches(']').to_string())
+            .unwrap_or_else(|| "127.0.0.1".into());
+        self.target_at(&host, tunnel.port(), None)
+    }
+
+    /// Where a client reaches `host:port` (optionally from inside the namespace).
+    pub fn target_at(&self, host: &str, port: u16, netns: Option<&str>) -> Target {
+        Target {
+            host: host.to_string(),
+            port,
+            user: self.server.user().to_string(),
+            pass: self.server.pass().to_string(),
+            dir: self.server.upload_dir().to_string(),
+            netns: netns.map(str::to_string),
+        }
+    }
+
+    /// The local path of an uploaded file named `name`.
+    pub fn uploaded(&self, name: &str) -> std::path::PathBuf {
+        self.server.upload_dir_local().join(name)
+    }
+
+    /// A scratch directory for the test's local files.
+    pub fn scratch(&self) -> &Path {
+        self.sshd.dir()
+    }
+}

@@ -1,0 +1,203 @@
+//! OpenSSH sshd in a test's namespace, with its own config, host key and client key.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use crate::netns::NetNs;
+use crate::{Error, Result, kill_pid, run_checked};
+
+/// The port sshd listens on inside its namespace; not 22, so known_hosts uses `[ip]:port`
+/// and the client's `-p` is exercised.
+pub const SSHD_PORT: u16 = 2222;
+
+/// Which TCP forwarding the server allows (`AllowTcpForwarding`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Forwarding {
+    /// Local and remote forwarding: passive and active FTP both work.
+    Yes,
+    /// Only local (`direct-tcpip`): `tcpip-forward` is refused, so active mode cannot work.
+    Local,
+}
+
+/// A running sshd; killed (with its per-connection children) on Drop.
+#[derive(Debug)]
+pub struct Sshd {
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+    addr: std::net::Ipv4Addr,
+}
+
+/// Generates an ed25519 key pair at `path` (and `path.pub`), mode 0600.
+pub fn keygen(path: &Path) -> Result<()> {
+    let p = path.to_string_lossy();
+    run_checked(
+        Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-C", "ftpt", "-f", &p]),
+    )?;
+    fs::set_permissions(path, fs::Permissions::from_mode(0o600))?;
+    Ok(())
+}
+
+impl Sshd {
+    /// Starts sshd inside `ns`, listening on the namespace's veth address, and waits for it.
+    pub fn start(ns: &NetNs, forwarding: Forwarding) -> Result<Self> {
+        let dir = tempfile::Builder::new().prefix("ftpt-sshd-").tempdir()?;
+        let d = dir.path();
+        keygen(&d.join("host_key"))?;
+        keygen(&d.join("client_key"))?;
+        fs::copy(d.join("client_key.pub"), d.join("authorized_keys"))?;
+        // sshd refuses to start without its privilege-separation directory.
+        fs::create_dir_all("/run/sshd")?;
+        let allow = match forwarding {
+            Forwarding::Yes => "yes",
+            Forwarding::Local => "local",
+        };
+        let config = format!(
+            "ListenAddress {addr}:{port}\n\
+             HostKey {d}/host_key\n\
+             AuthorizedKeysFile {d}/authorized_keys\n\
+             PidFile none\n\
+             PermitRootLogin prohibit-password\n\
+             PubkeyAuthentication yes\n\
+             PasswordAuthentication no\n\
+             KbdInteractiveAuthentication no\n\
+             StrictModes no\n\
+             UsePAM no\n\
+             AllowTcpForwarding {allow}\n\
+             GatewayPorts no\n\
+             PermitOpen any\n\
+             X11Forwarding no\n\
+             MaxStartups 100\n\
+             MaxSessions 100\n\
+             LogLevel DEBUG1\n",
+            addr = ns.ns_ip(),
+            port = SSHD_PORT,
+            d = d.display(),
+        );
+        fs::write(d.join("sshd_config"), config)?;
+        let host_pub = fs::read_to_string(d.join("host_key.pub"))?;
+        let mut fields = host_pub.split_whitespace();
+        let (Some(kind), Some(key)) = (fields.next(), fields.next()) else {
+            return Err(Error::Setup("unreadable host_key.pub".into()));
+        };
+        fs::write(
+            d.join("known_hosts"),
+            format!("[{}]:{} {kind} {key}\n", ns.ns_ip(), SSHD_PORT),
+        )?;
+        let log = fs::File::create(d.join("sshd.log"))?;
+        let cfg = d.join("sshd_config");
+        let child = ns
+            .command_in("/usr/sbin/sshd", &["-D", "-e", "-f"])
+            .arg(&cfg)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .map_err(|e| Error::Spawn("sshd".into(), e))?;
+        let sshd = Sshd {
+            child: Some(child),
+            dir,
+            addr: ns.ns_ip(),
+        };
+        if let Err(e) = ns.wait_listening(SSHD_PORT, Duration::from_secs(10)) {
+            crate::dump_log("sshd", &sshd.log_path());
+            return Err(e);
+        }
+        Ok(sshd)
+    }
+
+    /// The address sshd listens on (the namespace's veth address).
+    pub fn addr(&self) -> std::net::Ipv4Addr {
+        self.addr
+    }
+
+    /// The port sshd listens on.
+    pub fn port(&self) -> u16 {
+        SSHD_PORT
+    }
+
+    /// The client's private key (authorized for root).
+    pub fn client_key(&self) -> PathBuf {
+        self.dir.path().join("client_key")
+    }
+
+    /// A known_hosts file naming this server's host key as `[ip]:port`.
+    pub fn known_hosts(&self) -> PathBuf {
+        self.dir.path().join("known_hosts")
+    }
+
+    /// The server's log file (sshd -e output at LogLevel DEBUG1).
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("sshd.log")
+    }
+
+    /// The log's current contents.
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    /// A directory for the test's own scratch files (removed with the fixture).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The PID of the listening sshd.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Kills sshd and every per-connection child it forked, so open SSH connections drop.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let pid = child.id();
+            // Children first: once the parent is gone they are reparented and harder to find.
+            for d in descendants(pid) {
+                kill_pid(d, "KILL");
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        crate::dump_log_if_panicking("sshd", &self.log_path());
+        self.kill();
+    }
+}
+
+/// All descendants of `pid`, found through /proc (deepest last).
+pub fn descendants(pid: u32) -> Vec<u32> {
+    let mut parents: Vec<(u32, u32)> = Vec::new();
+    if let Ok(entries) = fs::read_dir("/proc") {
+        for e in entries.flatten() {
+            let Some(p) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+                continue;
+            };
+            let Ok(stat) = fs::read_to_string(e.path().join("stat")) else {
+                continue;
+            };
+            // The command name may contain spaces and parentheses: parse after the last ')'.
+            let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+                continue;
+            };
+            if let Some(ppid) = rest.split_whitespace().nth(1).and_then(|s| s.parse().ok()) {
+                parents.push((p, ppid));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    let mut frontier = vec![pid];
+    while let Some(cur) = frontier.pop() {
+        for &(p, pp) in &parents {
+            if pp == cur && !out.contains(&p) {
+                out.push(p);
+                frontier.push(p);
+            }
+        }
+    }
+    out
+}
