@@ -266,9 +266,15 @@ async fn plain_forward(
     peer: SocketAddr,
     spec: &ForwardSpec,
 ) {
-    let channel = match shared
-        .pool
-        .control()
+    // A data connection of its own: a slow reader here must not stall FTP control channels.
+    let lease = match shared.pool.lease_data().await {
+        Ok(lease) => lease,
+        Err(error) => {
+            warn!(connection = id, "{spec}: {error}");
+            return;
+        }
+    };
+    let channel = match lease
         .open_direct_tcpip(&spec.host, spec.host_port, peer)
         .await
     {
@@ -287,4 +293,5 @@ async fn plain_forward(
         ),
         Err(error) => debug!(connection = id, "tcp forward failed: {error}"),
     }
+    drop(lease);
 }
