@@ -55,6 +55,7 @@ bad usage. Log detail: -v/-vv, -q, or RUST_LOG.";
         connection of that FTP session (passive PASV/EPSV/LPSV and active PORT/EPRT/LPRT) is \
         carried through SSH too, with forwards opened as the FTP conversation announces them \
         and closed when each transfer ends.",
+    after_help = "Examples and every -o option: ftp-tunnel --help",
     after_long_help = EXAMPLES,
     args_conflicts_with_subcommands = true,
     subcommand_negates_reqs = true
@@ -76,7 +77,7 @@ pub struct Cli {
     #[arg(short = 'i', value_name = "KEYFILE", action = ArgAction::Append)]
     pub identity: Vec<PathBuf>,
 
-    /// Option in OpenSSH's `-o Option=value` form (see below; repeatable).
+    /// Option in OpenSSH's `-o Option=value` form (listed under --help; repeatable).
     #[arg(short = 'o', value_name = "OPTION", action = ArgAction::Append)]
     pub options: Vec<String>,
 
