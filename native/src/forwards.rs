@@ -222,20 +222,23 @@ impl HostState {
         let deadline = ctx.accept_timeout;
         let task = tokio::spawn(async move {
             let arrived = tokio::time::timeout(deadline, remote.accept()).await;
-            // One connection per forward: stop listening on the server at once.
-            drop(remote);
             let started = Instant::now();
-            let result = match arrived {
-                Err(_) => Err(format!("no data connection within {deadline:?}")),
-                Ok(None) => Err("the SSH connection closed the remote forward".to_owned()),
-                Ok(Some((channel, _, _))) => match TcpStream::connect(deliver_to).await {
-                    Ok(tcp) => {
-                        let _ = events.send(DataEvent::Connected(id));
-                        pump(tcp, channel).await.map_err(|e| e.to_string())
-                    }
-                    Err(e) => Err(format!("cannot reach the FTP client at {deliver_to}: {e}")),
-                },
+            // One connection per forward: the server stops listening while the data flows.
+            let carry = async {
+                match arrived {
+                    Err(_) => Err(format!("no data connection within {deadline:?}")),
+                    Ok(None) => Err("the SSH connection closed the remote forward".to_owned()),
+                    Ok(Some((channel, _, _))) => match TcpStream::connect(deliver_to).await {
+                        Ok(tcp) => {
+                            let _ = events.send(DataEvent::Connected(id));
+                            pump(tcp, channel).await.map_err(|e| e.to_string())
+                        }
+                        Err(e) => Err(format!("cannot reach the FTP client at {deliver_to}: {e}")),
+                    },
+                }
             };
+            let ((), result) = tokio::join!(remote.cancel(), carry);
+            // Only now is the connection free for the next lease.
             drop(lease);
             report(&events, id, DataMode::Active, started, result);
         });

@@ -239,6 +239,7 @@ impl SshConnection {
             bind_host: bind_host.to_string(),
             port,
             rx,
+            cancelled: false,
         })
     }
 
@@ -300,6 +301,8 @@ pub struct RemoteForward {
     bind_host: String,
     port: u16,
     rx: mpsc::Receiver<ForwardedChannel>,
+    /// Set once `cancel` has run, so that Drop does not cancel again.
+    cancelled: bool,
 }
 
 impl std::fmt::Debug for RemoteForward {
@@ -330,10 +333,33 @@ impl RemoteForward {
             _ = self.conn.closed() => self.rx.try_recv().ok(),
         }
     }
+
+    /// Stops the server listening (`cancel-tcpip-forward`) and waits for its answer. Unlike a
+    /// plain drop, which cancels from a spawned task that briefly shares the connection, the
+    /// connection is free again when this returns, so a pool can hand it out at once.
+    pub async fn cancel(mut self) {
+        self.cancelled = true;
+        self.conn.set_route(u32::from(self.port), None);
+        if self.conn.is_closed() {
+            return;
+        }
+        let port = u32::from(self.port);
+        if let Err(e) = self
+            .conn
+            .handle
+            .cancel_tcpip_forward(&self.bind_host, port)
+            .await
+        {
+            tracing::debug!(host = self.bind_host, port, error = %e, "cancel-tcpip-forward failed");
+        }
+    }
 }
 
 impl Drop for RemoteForward {
     fn drop(&mut self) {
+        if self.cancelled {
+            return;
+        }
         self.conn.set_route(u32::from(self.port), None);
         if self.conn.is_closed() {
             return;
