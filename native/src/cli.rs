@@ -107,7 +107,7 @@ pub struct Cli {
 pub enum Command {
     /// Start an embedded SSH server and FTP server on loopback and run real transfers
     /// through the tunnel in passive and active mode.
-    Demo,
+    Demo(crate::demo::DemoOptions),
 }
 
 /// A command line that parses but does not make sense.

@@ -24,8 +24,8 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> ExitCode {
-    if let Some(Command::Demo) = cli.command {
-        return match ftp_tunnel::demo::run(Default::default()).await {
+    if let Some(Command::Demo(options)) = cli.command {
+        return match ftp_tunnel::demo::run(options).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => fail(1, &format!("demo failed: {error:#}")),
         };
@@ -66,10 +66,12 @@ fn fail(code: u8, message: &str) -> ExitCode {
 }
 
 fn init_logging(cli: &Cli) {
-    let default = match (cli.quiet, cli.verbose) {
-        (true, _) => "warn",
+    // The demo prints its own report; the tunnel's info lines would interleave with it.
+    let quiet = cli.quiet || matches!(cli.command, Some(Command::Demo(_)));
+    let default = match (quiet, cli.verbose) {
+        (true, 0) => "warn",
         (false, 0) => "info,russh=warn",
-        (false, 1) => "debug,russh=info",
+        (_, 1) => "debug,russh=info",
         _ => "trace",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));

@@ -249,3 +249,68 @@ async fn ssh_server_direct_tcpip_and_remote_forward() {
     assert_eq!(stats.forwarded_tcpip, 1);
     assert!(stats.auth_rejected >= 1);
 }
+
+/// The demo's host-key check is real: with a known_hosts entry for another key and
+/// StrictHostKeyChecking=yes, the tunnel refuses to start against the demo SSH server.
+#[tokio::test]
+async fn tunnel_refuses_a_wrong_host_key() {
+    use crate::ssh::{SshOptions, StrictHostKeyChecking};
+    use crate::tunnel::{FtpSettings, Tunnel, TunnelConfig};
+
+    let dir = tempfile::tempdir().unwrap();
+    let client_key = generate_ed25519();
+    let identity = dir.path().join("id_ed25519");
+    super::write_private(
+        &identity,
+        private_key_openssh(&client_key).unwrap().as_bytes(),
+    )
+    .unwrap();
+    let server = SshServer::start(
+        (Ipv4Addr::LOCALHOST, 0).into(),
+        generate_ed25519(),
+        client_key.public_key().clone(),
+    )
+    .await
+    .unwrap();
+    // A second server's line, rewritten to name the first server's address.
+    let impostor = SshServer::start(
+        (Ipv4Addr::LOCALHOST, 0).into(),
+        generate_ed25519(),
+        client_key.public_key().clone(),
+    )
+    .await
+    .unwrap();
+    let wrong = impostor.known_hosts_line().unwrap().replace(
+        &format!(":{} ", impostor.local_addr().port()),
+        &format!(":{} ", server.local_addr().port()),
+    );
+    let known_hosts = dir.path().join("known_hosts");
+    std::fs::write(&known_hosts, format!("{wrong}\n")).unwrap();
+
+    let config = TunnelConfig {
+        ssh: SshOptions {
+            host: "127.0.0.1".to_owned(),
+            port: server.local_addr().port(),
+            user: "demo".to_owned(),
+            identity_files: vec![identity],
+            known_hosts,
+            strict_host_key_checking: StrictHostKeyChecking::Yes,
+            connect_timeout: DEADLINE,
+        },
+        forwards: vec![],
+        ftp: FtpSettings::default(),
+    };
+    let started = tokio::time::timeout(DEADLINE, Tunnel::start(config))
+        .await
+        .expect("Tunnel::start hung");
+    let Err(error) = started else {
+        panic!("a changed host key was accepted");
+    };
+    assert!(
+        error
+            .to_string()
+            .contains("REMOTE HOST IDENTIFICATION HAS CHANGED"),
+        "{error}"
+    );
+    assert_eq!(server.stats().direct_tcpip, 0);
+}
