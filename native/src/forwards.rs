@@ -176,15 +176,34 @@ impl HostState {
         let events = ctx.events.clone();
         let deadline = ctx.accept_timeout;
         let task = tokio::spawn(async move {
-            let accepted =
-                tokio::time::timeout(deadline, accept_from(&listener, expect_peer)).await;
+            // The channel to the server's data port opens while the rewritten reply travels
+            // to the client and the client connects: one SSH round trip off every transfer.
+            let accept = async {
+                match tokio::time::timeout(deadline, accept_from(&listener, expect_peer)).await {
+                    Err(_) => Err(format!("no data connection within {deadline:?}")),
+                    Ok(Err(e)) => Err(format!("accept failed: {e}")),
+                    Ok(Ok(accepted)) => Ok(accepted),
+                }
+            };
+            let open = async {
+                let lease = pool.lease_data().await.map_err(|e| e.to_string())?;
+                let originator = SocketAddr::new(expect_peer, 0);
+                let channel = lease
+                    .open_direct_tcpip(&connect_to.host, connect_to.port, originator)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok::<_, String>((lease, channel))
+            };
+            let ready = tokio::try_join!(accept, open);
             drop(listener);
             let started = Instant::now();
-            let result = match accepted {
-                Err(_) => Err(format!("no data connection within {deadline:?}")),
-                Ok(Err(e)) => Err(format!("accept failed: {e}")),
-                Ok(Ok((tcp, peer))) => {
-                    carry_passive(&pool, tcp, peer, &connect_to.host, connect_to.port).await
+            let result = match ready {
+                Err(reason) => Err(reason),
+                Ok(((tcp, _peer), (lease, channel))) => {
+                    let stats = pump(tcp, channel).await.map_err(|e| e.to_string());
+                    // Only now is the connection free for the next lease.
+                    drop(lease);
+                    stats
                 }
             };
             report(&events, id, DataMode::Passive, started, result);
@@ -263,23 +282,6 @@ async fn accept_from(
         }
         warn!(%peer, %expected, "refused a data connection from an unexpected peer");
     }
-}
-
-async fn carry_passive(
-    pool: &SshPool,
-    tcp: TcpStream,
-    peer: SocketAddr,
-    host: &str,
-    port: u16,
-) -> Result<PumpStats, String> {
-    let lease = pool.lease_data().await.map_err(|e| e.to_string())?;
-    let channel = lease
-        .open_direct_tcpip(host, port, peer)
-        .await
-        .map_err(|e| e.to_string())?;
-    let stats = pump(tcp, channel).await.map_err(|e| e.to_string());
-    drop(lease);
-    stats
 }
 
 impl Host for HostState {
