@@ -10,12 +10,18 @@ use super::options::SshOptions;
 /// Idle data connections kept for reuse; more are closed when returned.
 const MAX_IDLE: usize = 8;
 
+/// New data connections being set up at once. OpenSSH's sshd drops unauthenticated
+/// connections at random beyond `MaxStartups` (10 by default), so a burst of transfers must
+/// not open dozens of handshakes together.
+const MAX_CONCURRENT_HANDSHAKES: usize = 4;
+
 /// The control connection and the data connections of one tunnel.
 #[derive(Debug)]
 pub struct SshPool {
     opts: SshOptions,
     control: Arc<SshConnection>,
     idle: Arc<Mutex<Vec<Arc<SshConnection>>>>,
+    handshakes: tokio::sync::Semaphore,
 }
 
 impl SshPool {
@@ -26,6 +32,7 @@ impl SshPool {
             opts,
             control,
             idle: Arc::default(),
+            handshakes: tokio::sync::Semaphore::new(MAX_CONCURRENT_HANDSHAKES),
         }))
     }
 
@@ -41,17 +48,28 @@ impl SshPool {
     /// Keep the lease until the forward's channels are finished: the connection goes back
     /// to the pool when the lease is dropped.
     pub async fn lease_data(&self) -> Result<DataLease, SshError> {
-        loop {
-            let candidate = self.idle.lock().ok().and_then(|mut idle| idle.pop());
-            match candidate {
-                Some(conn) if !conn.is_closed() => return Ok(self.lease(conn)),
-                Some(_) => continue,
-                None => break,
-            }
+        if let Some(conn) = self.take_idle() {
+            return Ok(self.lease(conn));
+        }
+        let _permit = self.handshakes.acquire().await;
+        // While we waited, another forward may have returned a connection.
+        if let Some(conn) = self.take_idle() {
+            return Ok(self.lease(conn));
         }
         let conn = SshConnection::connect_with(&self.opts, Some(self.control.pinned())).await?;
         tracing::debug!(addr = %conn.addr(), "new data connection");
         Ok(self.lease(Arc::new(conn)))
+    }
+
+    /// An idle data connection that is still open.
+    fn take_idle(&self) -> Option<Arc<SshConnection>> {
+        let mut idle = self.idle.lock().ok()?;
+        while let Some(conn) = idle.pop() {
+            if !conn.is_closed() {
+                return Some(conn);
+            }
+        }
+        None
     }
 
     /// Number of idle data connections (for diagnostics and tests).
