@@ -19,8 +19,8 @@ wasmtime::component::bindgen!({
     },
 });
 
-pub use exports::ftp_tunnel::plugin::control::GuestSession;
-pub use ftp_tunnel::plugin::types::{Endpoint, Note, Output, SessionConfig, TunnelKind};
+pub use self::exports::ftp_tunnel::plugin::control::GuestSession;
+pub use self::ftp_tunnel::plugin::types::{Endpoint, Note, Output, SessionConfig, TunnelKind};
 
 /// The component built from `wasm-component/`, embedded at build time.
 pub static EMBEDDED_COMPONENT: &[u8] =
@@ -51,7 +51,7 @@ pub struct HostState {
     pub forwards: ForwardContext,
 }
 
-impl ftp_tunnel::plugin::types::Host for HostState {}
+impl self::ftp_tunnel::plugin::types::Host for HostState {}
 
 /// The engine and the pre-linked component, shared by all sessions.
 #[derive(Clone)]
