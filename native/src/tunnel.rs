@@ -216,7 +216,8 @@ impl Tunnel {
             }),
         };
         tasks.shutdown().await;
-        self.shared.pool.disconnect().await;
+        // A polite disconnect, but never a hang on a dead connection: exit is promised quickly.
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.shared.pool.disconnect()).await;
         result
     }
 }
