@@ -162,6 +162,7 @@ impl HostState {
         connect_to: Endpoint,
         expect_peer: String,
     ) -> Result<ForwardHandle, String> {
+        let pool = self.forwards.pool()?;
         let bind_ip = parse_ip(&bind.host, "passive bind address")?;
         let expect_peer = parse_ip(&expect_peer, "client address")?.to_canonical();
         let listener = TcpListener::bind(SocketAddr::new(bind_ip, bind.port))
@@ -171,7 +172,6 @@ impl HostState {
             .local_addr()
             .map_err(|e| format!("listener address: {e}"))?;
         let ctx = &mut self.forwards;
-        let pool = ctx.pool()?;
         let id = ctx.next_id();
         let events = ctx.events.clone();
         let deadline = ctx.accept_timeout;
