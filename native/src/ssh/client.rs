@@ -20,6 +20,9 @@ use super::known_hosts;
 use super::options::SshOptions;
 use super::tuned_stream::TunedStream;
 
+/// Read buffer under russh's packet reader.
+const SSH_READ_BUFFER: usize = 256 * 1024;
+
 /// Per-channel window: measured here as the best throughput/memory trade-off.
 const WINDOW_SIZE: u32 = 2 * 1024 * 1024;
 /// Rekey after this many bytes each way. AES-GCM and chacha20-poly1305 are safe far beyond
@@ -93,7 +96,12 @@ impl SshConnection {
                 strict: opts.strict_host_key_checking,
             },
         };
-        let stream = connect_tcp(&opts.host, opts.port, opts.connect_timeout).await?;
+        // russh reads each packet with two exact reads (length, then body): a buffer below it
+        // turns that into one large recv for many packets, and one TCP_QUICKACK re-arm each.
+        let stream = tokio::io::BufReader::with_capacity(
+            SSH_READ_BUFFER,
+            connect_tcp(&opts.host, opts.port, opts.connect_timeout).await?,
+        );
 
         let (closed_tx, closed_rx) = watch::channel(None);
         let routes: Routes = Arc::default();
