@@ -6,8 +6,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use russh::ChannelMsg;
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
+use tokio::net::tcp::OwnedReadHalf;
 use tokio::sync::{broadcast, mpsc};
 use tracing::{info, warn};
 
@@ -16,8 +18,7 @@ use crate::runtime::{Endpoint, Output, Runtime, SessionConfig, TunnelKind};
 use crate::ssh::SshPool;
 use crate::tunnel::{FtpSettings, TunnelEvent};
 
-/// Control-channel read size: control lines are short, and with a thousand idle sessions
-/// every KiB here is a MiB of memory.
+/// Largest read from the client's control connection at once (a stack buffer).
 const CONTROL_READ: usize = 4 * 1024;
 
 /// Everything the sessions of one tunnel share.
@@ -74,7 +75,7 @@ pub async fn run_session(
             port: server_port,
             reason: e.to_string(),
         });
-    let (mut client_read, mut client_write) = client.into_split();
+    let (client_read, mut client_write) = client.into_split();
     let channel = match channel {
         Ok(channel) => channel,
         Err(error) => {
@@ -109,22 +110,23 @@ pub async fn run_session(
         client: client_peer,
     });
 
-    let (mut server_read, mut server_write) = tokio::io::split(channel.into_stream());
-    let mut client_buf = vec![0u8; CONTROL_READ];
-    let mut server_buf = vec![0u8; CONTROL_READ];
+    // No read buffer lives across an await: an idle session holds no buffer at all (the
+    // client side is read only once readable, the channel hands over whole messages).
+    let (mut server_read, server_write) = channel.split();
     let outcome: Result<(), SessionError> = async {
         loop {
             let output = tokio::select! {
-                read = client_read.read(&mut client_buf) => {
-                    let n = read?;
-                    if n == 0 { break; }
-                    instance.from_client(&client_buf[..n]).await?
+                ready = client_read.readable() => {
+                    ready?;
+                    let Some(bytes) = read_ready(&client_read)? else { continue };
+                    if bytes.is_empty() { break; }
+                    instance.from_client(&bytes).await?
                 }
-                read = server_read.read(&mut server_buf) => {
-                    let n = read?;
-                    if n == 0 { break; }
-                    instance.from_server(&server_buf[..n]).await?
-                }
+                message = server_read.wait() => match message {
+                    Some(ChannelMsg::Data { data }) => instance.from_server(&data).await?,
+                    Some(ChannelMsg::Eof | ChannelMsg::Close) | None => break,
+                    Some(_) => continue,
+                },
                 Some(event) = data_rx.recv() => match event {
                     DataEvent::Connected(forward) => instance.data_connected(forward).await?,
                     DataEvent::Finished(finished) => {
@@ -135,8 +137,12 @@ pub async fn run_session(
             };
             publish_notes(&shared, id, &output);
             if !output.to_server.is_empty() {
-                server_write.write_all(&output.to_server).await?;
-                server_write.flush().await?;
+                server_write
+                    .data(&output.to_server[..])
+                    .await
+                    .map_err(|e| {
+                        std::io::Error::other(format!("SSH channel to the FTP server: {e}"))
+                    })?;
             }
             if !output.to_client.is_empty() {
                 client_write.write_all(&output.to_client).await?;
@@ -151,7 +157,8 @@ pub async fn run_session(
             .write_all(b"421 Service not available: ftp-tunnel's FTP rewrite failed.\r\n")
             .await;
     }
-    let _ = server_write.shutdown().await;
+    let _ = server_write.eof().await;
+    let _ = server_write.close().await;
     let _ = client_write.shutdown().await;
     // Dropping the instance closes every forward the session still held.
     tokio::time::timeout(Duration::from_secs(1), instance.close())
@@ -162,6 +169,16 @@ pub async fn run_session(
         .events
         .send(TunnelEvent::SessionClosed { session: id });
     outcome
+}
+
+/// Reads what the client sent, if anything is there yet; `Some(empty)` at end of stream.
+fn read_ready(client: &OwnedReadHalf) -> std::io::Result<Option<Vec<u8>>> {
+    let mut buf = [0u8; CONTROL_READ];
+    match client.try_read(&mut buf) {
+        Ok(n) => Ok(Some(buf[..n].to_vec())),
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 fn publish_notes(shared: &SessionShared, session: u64, output: &Output) {
