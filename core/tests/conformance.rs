@@ -18,6 +18,9 @@ use ftp_tunnel_core::framing::{Line, LineFramer};
 use ftp_tunnel_core::reply::{ReplyLine, ReplyTracker, reply_text};
 use toml::Value;
 
+mod common;
+use common::frame_pieces;
+
 /// Framing ids with a test below.
 const FRAMING_COVERED: &[&str] = &["F1", "F2", "F3", "F4", "F5"];
 /// Ids whose check lives in the session's tests, not here.
@@ -259,25 +262,12 @@ fn framing_and_epsv_ids_are_all_known() {
     }
 }
 
-/// Frames `input` pushed in the given pieces; returns all lines.
-fn frame_pieces<'a>(pieces: impl IntoIterator<Item = &'a [u8]>, cap: usize) -> Vec<Line> {
-    let mut f = LineFramer::new(cap);
-    let mut out = Vec::new();
-    for p in pieces {
-        f.push(p);
-        while let Some(l) = f.next_line() {
-            out.push(l);
-        }
-    }
-    out
-}
-
 const MULTI: &[u8] = b"230-Welcome\r\n230-More\n 230 x\r\n230 Done\r\n227 Entering Passive Mode (127,0,0,1,4,51).\r\n";
 
 #[test]
 fn f1_byte_by_byte_equals_one_read() {
-    let whole = frame_pieces([MULTI], 8192);
-    let split = frame_pieces(MULTI.chunks(1), 8192);
+    let whole = frame_pieces([MULTI], 8192).0;
+    let split = frame_pieces(MULTI.chunks(1), 8192).0;
     assert_eq!(whole, split);
     assert_eq!(whole.len(), 5);
     let mut tracker = ReplyTracker::new();
@@ -306,7 +296,7 @@ fn f1_byte_by_byte_equals_one_read() {
 #[test]
 fn f2_bare_lf_accepted() {
     let input = b"220 Hi\n227 Entering Passive Mode (10,0,0,7,195,80)\nPORT 10,1,60,99,6,12\n";
-    let lines = frame_pieces([&input[..]], 8192);
+    let lines = frame_pieces([&input[..]], 8192).0;
     assert_eq!(lines.len(), 3);
     assert_eq!(lines[0].raw, b"220 Hi\n");
     assert_eq!(lines[0].content(), b"220 Hi");

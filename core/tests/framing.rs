@@ -1,18 +1,9 @@
 //! Unit tests of the line framer, including a randomised split test.
 
-use ftp_tunnel_core::framing::{Line, LineFramer};
+mod common;
 
-fn frame_all(pieces: &[&[u8]], cap: usize) -> (Vec<Line>, usize) {
-    let mut f = LineFramer::new(cap);
-    let mut out = Vec::new();
-    for p in pieces {
-        f.push(p);
-        while let Some(l) = f.next_line() {
-            out.push(l);
-        }
-    }
-    (out, f.pending())
-}
+use common::{Rng, frame_pieces};
+use ftp_tunnel_core::framing::{Line, LineFramer};
 
 #[test]
 fn content_strips_only_the_terminator() {
@@ -53,7 +44,7 @@ fn partial_line_waits() {
 
 #[test]
 fn line_of_exactly_the_cap_is_normal() {
-    let (lines, pending) = frame_all(&[b"1234567\n12345678\n"], 8);
+    let (lines, pending) = frame_pieces([&b"1234567\n12345678\n"[..]], 8);
     assert_eq!(pending, 0);
     assert_eq!(
         lines[0],
@@ -111,7 +102,7 @@ fn overlong_state_ends_with_its_line() {
 
 #[test]
 fn tiny_cap_is_raised_and_never_loops() {
-    let (lines, _) = frame_all(&[b"abc\n"], 0);
+    let (lines, _) = frame_pieces([&b"abc\n"[..]], 0);
     let joined: Vec<u8> = lines.iter().flat_map(|l| l.raw.clone()).collect();
     assert_eq!(joined, b"abc\n");
     assert!(lines.iter().all(|l| !l.raw.is_empty() && l.raw.len() <= 2));
@@ -120,24 +111,10 @@ fn tiny_cap_is_raised_and_never_loops() {
 #[test]
 fn binary_bytes_relay_exactly() {
     let input: Vec<u8> = (0..=255u8).chain(b"\n".iter().copied()).collect();
-    let (lines, pending) = frame_all(&[&input], 1024);
+    let (lines, pending) = frame_pieces([&input[..]], 1024);
     assert_eq!(pending, 0);
     let joined: Vec<u8> = lines.iter().flat_map(|l| l.raw.clone()).collect();
     assert_eq!(joined, input);
-}
-
-/// xorshift64: deterministic, no extra crates.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
 }
 
 #[test]
@@ -149,7 +126,7 @@ fn random_splits_give_the_same_lines() {
     input.extend_from_slice(b"\r\n\r\n\n229 (|||1|)\r\npartial");
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     for cap in [8usize, 16, 64, 8192] {
-        let (want, want_pending) = frame_all(&[&input], cap);
+        let (want, want_pending) = frame_pieces([&input[..]], cap);
         let joined: Vec<u8> = want.iter().flat_map(|l| l.raw.clone()).collect();
         assert_eq!(joined, input[..input.len() - want_pending]);
         for _ in 0..500 {
@@ -161,7 +138,7 @@ fn random_splits_give_the_same_lines() {
                 pieces.push(a);
                 rest = b;
             }
-            let (got, pending) = frame_all(&pieces, cap);
+            let (got, pending) = frame_pieces(pieces.iter().copied(), cap);
             assert_eq!(got, want, "cap {cap}");
             assert_eq!(pending, want_pending);
         }

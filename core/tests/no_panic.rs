@@ -1,26 +1,16 @@
 //! Random and mutated input through every parser: no panics, and accepted values in range.
 
+mod common;
+
 use std::net::SocketAddr;
 
+use common::Rng;
 use ftp_tunnel_core::command::{parse_command, sanitize_for_reply};
 use ftp_tunnel_core::endpoint::{
     PassiveTarget, parse_227, parse_228, parse_229, parse_eprt_arg, parse_lprt_arg, parse_port_arg,
 };
 use ftp_tunnel_core::framing::LineFramer;
 use ftp_tunnel_core::reply::{ReplyTracker, reply_text};
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
 
 const SEEDS: &[&str] = &[
     "227 Entering Passive Mode (10,1,2,3,4,5).",
