@@ -335,16 +335,6 @@ impl Session {
         self.actions.drain(..)
     }
 
-    /// True while the server direction waits for the host (its bytes stay queued).
-    pub fn server_waiting(&self) -> bool {
-        self.server_wait.is_some()
-    }
-
-    /// True while the client direction waits for the host (its bytes stay queued).
-    pub fn client_waiting(&self) -> bool {
-        self.client_wait.is_some()
-    }
-
     fn run(&mut self) {
         loop {
             let mut progressed = false;
@@ -474,14 +464,15 @@ impl Session {
                 return self.refuse(NoteKind::Malformed, &original, reply);
             }
         };
-        let peer = canonical(self.config.client_peer);
+        // IPv4-mapped IPv6 addresses compare as the IPv4 address they carry.
+        let peer = self.config.client_peer.to_canonical();
         // lftp names `::` (EPRT |2|::|port|) for "the address you see me at".
         let address = if address.ip().is_unspecified() {
             SocketAddr::new(peer, address.port())
         } else {
             address
         };
-        let named = canonical(address.ip());
+        let named = address.ip().to_canonical();
         if named != peer && !self.config.allow_foreign_data_address {
             let reply = format!(
                 "504 {verb} refused: {named} is not this FTP client's address ({peer}); \
@@ -700,11 +691,6 @@ impl Session {
             connected: true,
         });
     }
-}
-
-/// IPv4-mapped IPv6 addresses compare as the IPv4 address they carry.
-fn canonical(ip: IpAddr) -> IpAddr {
-    ip.to_canonical()
 }
 
 /// FEAT lines naming TLS features are hidden: AUTH is refused locally.

@@ -26,9 +26,6 @@ const TRAPPED_PREFIXES: &[&str] = &[
     "wasi:io/error@",
     "wasi:io/streams@",
     "wasi:io/poll@",
-    "wasi:filesystem/types@",
-    "wasi:filesystem/preopens@",
-    "wasi:clocks/wall-clock@",
 ];
 
 #[test]
