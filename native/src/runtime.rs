@@ -19,7 +19,6 @@ wasmtime::component::bindgen!({
     },
 });
 
-pub use self::exports::ftp_tunnel::plugin::control::GuestSession;
 pub use self::ftp_tunnel::plugin::types::{Endpoint, Note, Output, SessionConfig, TunnelKind};
 
 /// The component built from `wasm-component/`, embedded at build time.
