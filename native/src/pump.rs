@@ -7,20 +7,32 @@
 //! a download, or after the upload's EOF it received from us. The client's side is not waited
 //! for, because some clients keep their data socket open until they have read `226` — which
 //! ftp-tunnel holds until the transfer is over.
+//!
+//! Neither direction copies the data in user space: downloads hand the channel's packets to
+//! the socket as they are, several per `writev`; uploads read into a shared buffer whose
+//! filled part becomes the channel's packets. A transfer allocates nothing until it moves a
+//! byte, which matters for many small files.
 
+use std::collections::VecDeque;
+use std::io::IoSlice;
 use std::pin::pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use bytes::{Buf, Bytes, BytesMut};
 use futures::FutureExt;
-use russh::Channel;
 use russh::client::Msg;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use russh::{Channel, ChannelMsg, ChannelReadHalf, ChannelWriteHalf};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
-/// Copy buffer per direction. Each TCP read becomes channel packets of up to the peer's
-/// maximum packet size (32 KiB from OpenSSH); an 8 KiB buffer would send 8 KiB packets,
-/// measured 25% slower.
-const BUF: usize = 256 * 1024;
+/// Upload buffer. A read of the client's socket becomes channel packets of up to the peer's
+/// maximum packet size (32 KiB from OpenSSH); reads much smaller than that would send small
+/// packets, measured 25% slower.
+const UPLOAD_BUF: usize = 256 * 1024;
+
+/// Most channel packets handed to one `writev` (far below `IOV_MAX`).
+const MAX_BATCH: usize = 64;
 
 /// Bytes moved by one data connection.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -33,38 +45,37 @@ pub struct PumpStats {
 
 /// Carries one data connection between the FTP client's TCP stream and the FTP server's SSH
 /// channel, with half-close passed on both ways, until the server's side has ended and its
-/// bytes are delivered (see the module documentation).
+/// bytes are delivered (see the module documentation). The channel is closed when this
+/// returns or is dropped.
 pub async fn pump(tcp: TcpStream, channel: Channel<Msg>) -> std::io::Result<PumpStats> {
     if let Err(e) = tcp.set_nodelay(true) {
         tracing::debug!(error = %e, "TCP_NODELAY not set on data connection");
     }
-    // into_stream writes whole buffers as max-size packets and sends EOF on shutdown;
-    // dropping it sends CHANNEL_CLOSE.
-    let (mut from_server, mut to_server) = tokio::io::split(channel.into_stream());
+    let (mut from_server, to_server) = channel.split();
+    let mut to_server = CloseOnDrop(Some(to_server));
     let (mut from_client, mut to_client) = tcp.into_split();
     let uploaded = AtomicU64::new(0);
-    let mut upstream = pin!(copy_then_shutdown(
-        &mut from_client,
-        &mut to_server,
-        &uploaded
-    ));
     let downloaded = AtomicU64::new(0);
-    let downstream = copy_then_shutdown(&mut from_server, &mut to_client, &downloaded);
-    let mut downstream = pin!(downstream);
-    let mut upstream_done = false;
-    let result = loop {
-        tokio::select! {
-            result = &mut upstream, if !upstream_done => {
-                upstream_done = true;
-                if let Err(error) = result {
-                    // The client may reset its socket once it has what it wanted; the
-                    // server's side decides when the transfer is over.
-                    tracing::debug!(%error, "client side of a data connection failed");
+    let result = {
+        let writer = to_server.half();
+        let mut upstream = pin!(upload(&mut from_client, writer, &uploaded));
+        let mut downstream = pin!(download(&mut from_server, &mut to_client, &downloaded));
+        let mut upstream_done = false;
+        loop {
+            tokio::select! {
+                result = &mut upstream, if !upstream_done => {
+                    upstream_done = true;
+                    if let Err(error) = result {
+                        // The client may reset its socket once it has what it wanted; the
+                        // server's side decides when the transfer is over.
+                        tracing::debug!(%error, "client side of a data connection failed");
+                    }
                 }
+                result = &mut downstream => break result,
             }
-            result = &mut downstream => break result,
         }
     };
+    to_server.close().await;
     let stats = PumpStats {
         to_channel: uploaded.load(Ordering::Relaxed),
         from_channel: downloaded.load(Ordering::Relaxed),
@@ -73,42 +84,119 @@ pub async fn pump(tcp: TcpStream, channel: Channel<Msg>) -> std::io::Result<Pump
     result.map(|()| stats)
 }
 
-/// Copies until EOF, counting, then shuts the writer down (passes the half-close on).
-async fn copy_then_shutdown<R, W>(
-    reader: &mut R,
-    writer: &mut W,
+/// Client to server: reads into a buffer whose filled part is handed to the channel as it
+/// is, then sends EOF.
+async fn upload(
+    from_client: &mut OwnedReadHalf,
+    to_server: &ChannelWriteHalf<Msg>,
     count: &AtomicU64,
-) -> std::io::Result<()>
-where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
-{
-    let mut buf = vec![0u8; BUF];
+) -> std::io::Result<()> {
+    let mut buf = BytesMut::new();
     loop {
-        let mut filled = reader.read(&mut buf).await?;
-        if filled == 0 {
+        // Reclaims the buffer once the channel has sent (and dropped) earlier chunks.
+        buf.reserve(UPLOAD_BUF);
+        let n = from_client.read_buf(&mut buf).await?;
+        if n == 0 {
             break;
         }
-        // An SSH channel yields one packet per read: take whatever else is already there,
-        // so that a write carries many packets (fewer syscalls) without waiting for more.
-        let mut eof = false;
-        while filled < buf.len() {
-            match reader.read(&mut buf[filled..]).now_or_never() {
-                Some(Ok(0)) => {
-                    eof = true;
+        let chunk = buf.split().freeze();
+        to_server.data_bytes(chunk).await.map_err(channel_error)?;
+        count.fetch_add(n as u64, Ordering::Relaxed);
+    }
+    to_server.eof().await.map_err(channel_error)
+}
+
+/// Server to client: writes the channel's packets to the socket, as many at once as have
+/// arrived, until the channel ends; then shuts the socket's sending side down.
+async fn download(
+    from_server: &mut ChannelReadHalf,
+    to_client: &mut OwnedWriteHalf,
+    count: &AtomicU64,
+) -> std::io::Result<()> {
+    let mut batch: VecDeque<Bytes> = VecDeque::new();
+    let mut ended = false;
+    while !ended {
+        match from_server.wait().await {
+            Some(ChannelMsg::Data { data }) => batch.push_back(data),
+            Some(ChannelMsg::Eof | ChannelMsg::Close) | None => break,
+            Some(_) => continue,
+        }
+        // Whatever else has already arrived goes out in the same write.
+        while batch.len() < MAX_BATCH {
+            match from_server.wait().now_or_never() {
+                Some(Some(ChannelMsg::Data { data })) => batch.push_back(data),
+                Some(Some(ChannelMsg::Eof | ChannelMsg::Close) | None) => {
+                    ended = true;
                     break;
                 }
-                Some(Ok(n)) => filled += n,
-                Some(Err(error)) => return Err(error),
+                Some(Some(_)) => continue,
                 None => break,
             }
         }
-        writer.write_all(&buf[..filled]).await?;
-        count.fetch_add(filled as u64, Ordering::Relaxed);
-        if eof {
-            break;
+        let bytes: usize = batch.iter().map(Bytes::len).sum();
+        write_all_vectored(to_client, &mut batch).await?;
+        count.fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+    to_client.flush().await?;
+    to_client.shutdown().await
+}
+
+/// Writes every buffer of `batch`, in order, leaving it empty.
+async fn write_all_vectored(
+    to: &mut OwnedWriteHalf,
+    batch: &mut VecDeque<Bytes>,
+) -> std::io::Result<()> {
+    while !batch.is_empty() {
+        let slices: Vec<IoSlice<'_>> = batch.iter().map(|b| IoSlice::new(b)).collect();
+        let mut written = to.write_vectored(&slices).await?;
+        if written == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        while written > 0 {
+            let Some(front) = batch.front_mut() else {
+                break;
+            };
+            if written >= front.len() {
+                written -= front.len();
+                batch.pop_front();
+            } else {
+                front.advance(written);
+                written = 0;
+            }
         }
     }
-    writer.flush().await?;
-    writer.shutdown().await
+    Ok(())
+}
+
+fn channel_error(error: russh::Error) -> std::io::Error {
+    std::io::Error::other(format!("SSH channel: {error}"))
+}
+
+/// The channel's sending half, closed (`CHANNEL_CLOSE`) when dropped, also when the pump is
+/// aborted: a data connection that is gone must not leave its channel open on a pooled SSH
+/// connection.
+struct CloseOnDrop(Option<ChannelWriteHalf<Msg>>);
+
+impl CloseOnDrop {
+    fn half(&self) -> &ChannelWriteHalf<Msg> {
+        // Some until `close` or drop.
+        self.0.as_ref().unwrap_or_else(|| unreachable!())
+    }
+
+    async fn close(&mut self) {
+        if let Some(half) = self.0.take() {
+            let _ = half.close().await;
+        }
+    }
+}
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        if let Some(half) = self.0.take() {
+            // Drop cannot await; the send needs room in the session's queue.
+            tokio::spawn(async move {
+                let _ = half.close().await;
+            });
+        }
+    }
 }
