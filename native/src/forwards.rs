@@ -10,6 +10,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use tokio::net::{TcpListener, TcpStream};
@@ -175,9 +176,24 @@ impl HostState {
         let id = ctx.next_id();
         let events = ctx.events.clone();
         let deadline = ctx.accept_timeout;
+        // The channel to the server's data port opens while the rewritten reply travels to
+        // the client and the client connects: one SSH round trip off every transfer. Polled
+        // once here, so that the CHANNEL_OPEN is queued before the reply goes out rather than
+        // when the task below first runs; the FTP server may see the data command soon after.
+        let mut open = Box::pin(async move {
+            let lease = pool.lease_data().await.map_err(|e| e.to_string())?;
+            let originator = SocketAddr::new(expect_peer, 0);
+            let channel = lease
+                .open_direct_tcpip(&connect_to.host, connect_to.port, originator)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok::<_, String>((lease, channel))
+        });
+        let opened_early = match futures::poll!(open.as_mut()) {
+            Poll::Ready(result) => Some(result),
+            Poll::Pending => None,
+        };
         let task = tokio::spawn(async move {
-            // The channel to the server's data port opens while the rewritten reply travels
-            // to the client and the client connects: one SSH round trip off every transfer.
             let accept = async {
                 match tokio::time::timeout(deadline, accept_from(&listener, expect_peer)).await {
                     Err(_) => Err(format!("no data connection within {deadline:?}")),
@@ -186,13 +202,10 @@ impl HostState {
                 }
             };
             let open = async {
-                let lease = pool.lease_data().await.map_err(|e| e.to_string())?;
-                let originator = SocketAddr::new(expect_peer, 0);
-                let channel = lease
-                    .open_direct_tcpip(&connect_to.host, connect_to.port, originator)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                Ok::<_, String>((lease, channel))
+                match opened_early {
+                    Some(result) => result,
+                    None => open.await,
+                }
             };
             let ready = tokio::try_join!(accept, open);
             drop(listener);

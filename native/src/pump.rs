@@ -56,7 +56,7 @@ pub async fn pump(tcp: TcpStream, channel: Channel<Msg>) -> std::io::Result<Pump
     let (mut from_client, mut to_client) = tcp.into_split();
     let uploaded = AtomicU64::new(0);
     let downloaded = AtomicU64::new(0);
-    let result = {
+    let last = {
         let writer = to_server.half();
         let mut upstream = pin!(upload(&mut from_client, writer, &uploaded));
         let mut downstream = pin!(download(&mut from_server, &mut to_client, &downloaded));
@@ -75,7 +75,16 @@ pub async fn pump(tcp: TcpStream, channel: Channel<Msg>) -> std::io::Result<Pump
             }
         }
     };
+    // The server's side has ended. Close the channel before the last bytes go to the client:
+    // many servers (vsftpd among them) send their completion reply only once the data
+    // connection is closed from our side too, and that no longer waits for the client.
     to_server.close().await;
+    // Lets the SSH connection's task send the close before this task goes on.
+    tokio::task::yield_now().await;
+    let result = match last {
+        Ok(mut batch) => finish_download(&mut to_client, &mut batch, &downloaded).await,
+        Err(error) => Err(error),
+    };
     let stats = PumpStats {
         to_channel: uploaded.load(Ordering::Relaxed),
         from_channel: downloaded.load(Ordering::Relaxed),
@@ -107,38 +116,53 @@ async fn upload(
 }
 
 /// Server to client: writes the channel's packets to the socket, as many at once as have
-/// arrived, until the channel ends; then shuts the socket's sending side down.
+/// arrived, until the channel ends. Returns the packets that arrived with the end, not yet
+/// written (see [`finish_download`]).
 async fn download(
     from_server: &mut ChannelReadHalf,
     to_client: &mut OwnedWriteHalf,
     count: &AtomicU64,
-) -> std::io::Result<()> {
+) -> std::io::Result<VecDeque<Bytes>> {
     let mut batch: VecDeque<Bytes> = VecDeque::new();
-    let mut ended = false;
-    while !ended {
+    loop {
         match from_server.wait().await {
             Some(ChannelMsg::Data { data }) => batch.push_back(data),
-            Some(ChannelMsg::Eof | ChannelMsg::Close) | None => break,
+            Some(ChannelMsg::Eof | ChannelMsg::Close) | None => return Ok(batch),
             Some(_) => continue,
         }
         // Whatever else has already arrived goes out in the same write.
         while batch.len() < MAX_BATCH {
             match from_server.wait().now_or_never() {
                 Some(Some(ChannelMsg::Data { data })) => batch.push_back(data),
-                Some(Some(ChannelMsg::Eof | ChannelMsg::Close) | None) => {
-                    ended = true;
-                    break;
-                }
+                Some(Some(ChannelMsg::Eof | ChannelMsg::Close) | None) => return Ok(batch),
                 Some(Some(_)) => continue,
                 None => break,
             }
         }
-        let bytes: usize = batch.iter().map(Bytes::len).sum();
-        write_all_vectored(to_client, &mut batch).await?;
-        count.fetch_add(bytes as u64, Ordering::Relaxed);
+        write_counted(to_client, &mut batch, count).await?;
     }
+}
+
+/// Delivers the last packets of a download and shuts the socket's sending side down.
+async fn finish_download(
+    to_client: &mut OwnedWriteHalf,
+    batch: &mut VecDeque<Bytes>,
+    count: &AtomicU64,
+) -> std::io::Result<()> {
+    write_counted(to_client, batch, count).await?;
     to_client.flush().await?;
     to_client.shutdown().await
+}
+
+async fn write_counted(
+    to: &mut OwnedWriteHalf,
+    batch: &mut VecDeque<Bytes>,
+    count: &AtomicU64,
+) -> std::io::Result<()> {
+    let bytes: usize = batch.iter().map(Bytes::len).sum();
+    write_all_vectored(to, batch).await?;
+    count.fetch_add(bytes as u64, Ordering::Relaxed);
+    Ok(())
 }
 
 /// Writes every buffer of `batch`, in order, leaving it empty.

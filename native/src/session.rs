@@ -115,6 +115,9 @@ pub async fn run_session(
     let (mut server_read, server_write) = channel.split();
     let outcome: Result<(), SessionError> = async {
         loop {
+            // A finished transfer is logged after its completion reply went out: the log
+            // write is not on the path of the reply.
+            let mut finished = None;
             let output = tokio::select! {
                 ready = client_read.readable() => {
                     ready?;
@@ -129,13 +132,13 @@ pub async fn run_session(
                 },
                 Some(event) = data_rx.recv() => match event {
                     DataEvent::Connected(forward) => instance.data_connected(forward).await?,
-                    DataEvent::Finished(finished) => {
-                        publish_transfer(&shared, id, &finished);
-                        instance.data_finished(finished.id).await?
+                    DataEvent::Finished(event) => {
+                        let output = instance.data_finished(event.id).await?;
+                        finished = Some(event);
+                        output
                     }
                 },
             };
-            publish_notes(&shared, id, &output);
             if !output.to_server.is_empty() {
                 server_write
                     .data(&output.to_server[..])
@@ -146,6 +149,10 @@ pub async fn run_session(
             }
             if !output.to_client.is_empty() {
                 client_write.write_all(&output.to_client).await?;
+            }
+            publish_notes(&shared, id, &output);
+            if let Some(event) = &finished {
+                publish_transfer(&shared, id, event);
             }
         }
         Ok(())
