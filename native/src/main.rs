@@ -1,5 +1,7 @@
 //! `ftp-tunnel`: the command-line entry point.
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
+
+mod malloc_arenas;
 
 use std::process::ExitCode;
 
@@ -14,6 +16,7 @@ const EXIT_SSH_FAILURE: u8 = 255;
 const EXIT_USAGE: u8 = 2;
 
 fn main() -> ExitCode {
+    malloc_arenas::use_one_arena();
     let cli = Cli::parse();
     init_logging(&cli);
     let runtime = match tokio::runtime::Runtime::new() {
