@@ -11,6 +11,7 @@ import re
 import signal
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -285,10 +286,10 @@ class Tunnel:
 
 
 def start_ftp_tunnel(procs: Procs, work: Path, binary: Path, keys: Keys, sshd_port: int,
-                     cipher: str, ftp: Vsftpd, tag: str) -> Tunnel:
+                     cipher: str, ftp: Vsftpd, tag: str, ssh_host: str = "127.0.0.1") -> Tunnel:
     log = work / f"ftp-tunnel_{tag}.log"
     argv = [str(binary), *ssh_common(keys, sshd_port),
-            "-L", f"ftp/127.0.0.1:0:127.0.0.1:{ftp.port}", "root@127.0.0.1"]
+            "-L", f"ftp/127.0.0.1:0:127.0.0.1:{ftp.port}", f"root@{ssh_host}"]
     env = dict(os.environ, NO_COLOR="1")
     env.pop("RUST_LOG", None)
     proc = procs.spawn(argv, log, env=env)
@@ -305,7 +306,8 @@ def start_ftp_tunnel(procs: Procs, work: Path, binary: Path, keys: Keys, sshd_po
 
 
 def start_openssh(procs: Procs, work: Path, keys: Keys, sshd_port: int, cipher: str,
-                  ftp: Vsftpd, fwd_ip: str, tty: bool) -> Tunnel:
+                  ftp: Vsftpd, fwd_ip: str, tty: bool, ssh_host: str = "127.0.0.1",
+                  tag: str = "") -> Tunnel:
     """`ssh -L` with the control port and every passive port forwarded by hand, listening on
     `fwd_ip`.
 
@@ -314,7 +316,7 @@ def start_openssh(procs: Procs, work: Path, keys: Keys, sshd_port: int, cipher: 
     ~40 ms for a delayed ACK; `tty=True` runs `ssh -tt -L ... sleep`, OpenSSH at its best for
     small messages, so that no comparison is won against a handicapped peer."""
     kind = "openssh-tty" if tty else "openssh"
-    log = work / f"{kind}_{cipher.split('@')[0]}.log"
+    log = work / f"{kind}_{cipher.split('@')[0]}{tag}.log"
     ctrl = free_port(fwd_ip)
     forwards = ["-L", f"{fwd_ip}:{ctrl}:127.0.0.1:{ftp.port}"]
     for p in range(ftp.pasv_min, ftp.pasv_max + 1):
@@ -323,10 +325,29 @@ def start_openssh(procs: Procs, work: Path, keys: Keys, sshd_port: int, cipher: 
     command = ["exec sleep 2147483647"] if tty else []
     argv = ["ssh", "-F", "/dev/null", *mode, "-c", cipher, *ssh_common(keys, sshd_port),
             "-o", "BatchMode=yes", "-o", "ExitOnForwardFailure=yes",
-            "-o", "Compression=no", *forwards, "root@127.0.0.1", *command]
+            "-o", "Compression=no", *forwards, f"root@{ssh_host}", *command]
     proc = procs.spawn(argv, log)
     wait_until(f"{kind} ({cipher})", lambda: ftp_greets(fwd_ip, ctrl), 20, proc, log)
     return Tunnel(kind, cipher, proc, fwd_ip, ctrl, log)
+
+
+def start_delay(procs: Procs, work: Path, delay_ms: float, pairs: list[tuple[str, int, str, int]],
+                name: str) -> subprocess.Popen:
+    """bench/delay.py relaying each (listen ip, port, target ip, port) with `delay_ms` each way."""
+    log = work / f"delay_{name}.log"
+    argv = [sys.executable, str(Path(__file__).with_name("delay.py")), "--delay-ms", str(delay_ms),
+            *(f"{li}:{lp}={ti}:{tp}" for li, lp, ti, tp in pairs)]
+    proc = procs.spawn(argv, log)
+    wait_until(f"delay relay {name}", lambda: "ready" in log.read_text(errors="replace"), 10,
+               proc, log)
+    return proc
+
+
+def trust_alias(keys: Keys, host: str, port: int) -> None:
+    """Adds [host]:port to known_hosts with the benchmark's host key (a relay in front of sshd)."""
+    host_pub = Path(f"{keys.host_key}.pub").read_text().split()
+    with open(keys.known_hosts, "a") as kh:
+        kh.write(f"[{host}]:{port} {host_pub[0]} {host_pub[1]}\n")
 
 
 def transfer_lines(tunnel: Tunnel) -> int:

@@ -108,6 +108,16 @@ def build_rows(res: Results, ciphers: list[str], control: dict | None) -> list[R
             count = next((x.get("files") for x in res.raw if x["test"] == "small"), "?")
             rows.append(Row(f"{count} x 4 KiB RETR, 1 session [{c}]", "s", ft, ssh, tty, direct,
                             r, "direct", "<= 1.5x direct", None if r is None else r <= 1.5))
+    link = [x for x in res.raw if x["test"] == "small-link" and x["cipher"]]
+    if link:
+        cipher, first = link[0]["cipher"], link[0]
+        ft = res.median("small-link", "ftp-tunnel", cipher, "seconds")
+        tty = res.median("small-link", "openssh-tty", cipher, "seconds")
+        direct = res.median("small-link", "direct", "", "seconds")
+        r = _ratio(ft, direct)
+        rows.append(Row(f"{first['files']} x 4 KiB RETR over a {2 * first['link_ms']:g} ms RTT "
+                        f"link [{cipher.split('@')[0]}]", "s", ft, "-", tty, direct, r,
+                        "direct", "<= 1.5x direct", None if r is None else r <= 1.5))
     if control:
         def us(key, div=1):
             v = control.get(key)
@@ -200,7 +210,7 @@ def chart(path: Path, rows: list[Row]) -> Path | None:
     except ImportError:
         return None
     bulk = [r for r in rows if r.metric.startswith("bulk ")]
-    small = [r for r in rows if "x 4 KiB RETR" in r.metric]
+    small = [r for r in rows if "x 4 KiB RETR" in r.metric and "link" not in r.metric]
     if not bulk and not small:
         return None
     fig, axes = plt.subplots(1, 2, figsize=(15, 6), gridspec_kw={"width_ratios": [3, 1]})

@@ -53,6 +53,7 @@ class Config:
         self.par_mib = env_int("BENCH_PAR_MIB", 100)
         self.stall = env_int("BENCH_STALL_S", 10)
         self.pasv_ports = env_int("BENCH_PASV_PORTS", 20)
+        self.link_ms = float(os.environ.get("BENCH_LINK_MS", "1"))
         self.ciphers = os.environ.get(
             "BENCH_CIPHERS", "aes128-gcm@openssh.com chacha20-poly1305@openssh.com").split()
         self.skip = set(filter(None, os.environ.get("BENCH_SKIP", "").split(",")))
@@ -145,6 +146,39 @@ def bulk_round(cfg: Config, res: report.Results, rnd: int, eps: list[wl.Endpoint
                 log(f"  round {rnd} {ep.name:11} {cipher.split('@')[0]:17} {name:12} "
                     f"{t.mib_s:8.1f} MiB/s"
                     + ("" if t.cpu_per_gib is None else f"  cpu {t.cpu_per_gib:.2f} s/GiB"))
+
+
+def small_over_link(cfg: Config, res: report.Results, procs: Procs, work: Path, keys: lab.Keys,
+                    sshd_port: int, ftp: lab.Vsftpd, names: list[str]) -> None:
+    """The small-file test again with a link of `link_ms` each way between the client's side
+    and the server's side (bench/delay.py, this kernel may have no netem): the SSH clients
+    reach sshd through it, the direct client reaches vsftpd (control and passive ports)
+    through it. What users behind a real network see."""
+    c = cfg.ciphers[0]
+    relay_ip, direct_ip, fwd_ip = "127.0.0.21", "127.0.0.22", "127.0.0.23"
+    ssh_port = lab.free_port(relay_ip)
+    ctrl_port = lab.free_port(direct_ip)
+    pairs = [(relay_ip, ssh_port, "127.0.0.1", sshd_port),
+             (direct_ip, ctrl_port, "127.0.0.1", ftp.port)]
+    pairs += [(direct_ip, p, "127.0.0.1", p) for p in range(ftp.pasv_min, ftp.pasv_max + 1)]
+    lab.start_delay(procs, work, cfg.link_ms, pairs, "link")
+    lab.trust_alias(keys, relay_ip, ssh_port)
+    t = lab.start_ftp_tunnel(procs, work, cfg.binary, keys, ssh_port, c, ftp, "link",
+                             ssh_host=relay_ip)
+    o = lab.start_openssh(procs, work, keys, ssh_port, c, ftp, fwd_ip, True, ssh_host=relay_ip,
+                          tag="_link")
+    eps = [wl.Endpoint("direct", direct_ip, ctrl_port), wl.Endpoint("ftp-tunnel", t.host, t.port, t),
+           wl.Endpoint(o.kind, o.host, o.port, o)]
+    for rnd in range(1, cfg.rounds + 1):
+        for ep in eps:
+            secs = wl.small_files(ep, names)
+            cipher = c if ep.tunnel else ""
+            res.add("small-link", ep.name, cipher, "seconds", secs, "s", rnd,
+                    files=len(names), link_ms=cfg.link_ms)
+            log(f"  small files over a {2 * cfg.link_ms:g} ms RTT link, round {rnd} "
+                f"{ep.name:11} {secs:.3f} s")
+    for tunnel in (t, o):
+        procs.stop(tunnel.proc)
 
 
 def main() -> int:
@@ -250,6 +284,9 @@ def run_all(cfg: Config, res: report.Results, procs: Procs, work: Path) -> None:
                         files=len(small_names))
                 log(f"  small files round {rnd} {ep.name:11} {cipher.split('@')[0]:17} "
                     f"{secs:.3f} s")
+
+    if "link" not in cfg.skip and cfg.link_ms > 0:
+        small_over_link(cfg, res, procs, work, keys, sshd[cfg.ciphers[0]], narrow, small_names)
 
     if cfg.skip >= {"scale", "slow"}:
         return
