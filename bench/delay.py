@@ -34,8 +34,8 @@ async def delayed_copy(reader: asyncio.StreamReader, reader_sock: socket.socket,
         while True:
             chunk = await reader.read(65536)
             # ACK at once: a delayed ACK from the relay would hold the sender's next small
-            # segment (Nagle) for up to 40 ms, which no link with this latency does. This
-            # is kinder than a real link, where the ACK also takes the link's delay.
+            # segment (Nagle) for up to 40 ms, which no link with this latency does. A real
+            # link would delay the ACK as well; see bench/README.md for what that changes.
             try:
                 reader_sock.setsockopt(socket.IPPROTO_TCP, QUICKACK, 1)
             except OSError:

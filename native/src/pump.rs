@@ -76,8 +76,9 @@ pub async fn pump(tcp: TcpStream, channel: Channel<Msg>) -> std::io::Result<Pump
         }
     };
     // The server's side has ended. Close the channel before the last bytes go to the client:
-    // many servers (vsftpd among them) send their completion reply only once the data
-    // connection is closed from our side too, and that no longer waits for the client.
+    // vsftpd sends its completion reply only once its last data is acknowledged, and in
+    // captures that happened only with the FIN sshd sends when our close arrives; the close
+    // no longer waits for the client.
     to_server.close().await;
     // Lets the SSH connection's task send the close before this task goes on.
     tokio::task::yield_now().await;
