@@ -45,7 +45,7 @@ type Result<T> = std::result::Result<T, EndpointError>;
 
 /// Rejects text that must never be interpreted (see the module doc).
 fn check_clean(text: &str) -> Result<()> {
-    if text.bytes().any(|b| matches!(b, b'\r' | b'\n' | 0)) {
+    if crate::command::has_control_bytes(text.as_bytes()) {
         return Err(EndpointError::Malformed("control byte in text"));
     }
     Ok(())

@@ -437,12 +437,11 @@ impl Session {
     fn refuse_auth(&mut self, line: &Line) {
         let reply = "534 ftp-tunnel refuses AUTH: the SSH connection already encrypts this \
                      session, and TLS would hide the data ports from the tunnel.\r\n";
-        self.note(
+        self.refuse(
             NoteKind::Refused,
             &sanitize_for_reply(line.content()),
-            reply,
+            reply.to_owned(),
         );
-        self.send_client(reply);
     }
 
     fn on_active_command(&mut self, command: ActiveCommand, line: &Line, arg: &str) {

@@ -14,20 +14,23 @@ fn session() -> Session {
 
 /// Everything the session asked for since the last call, notes left out.
 fn actions(session: &mut Session) -> Vec<Action> {
-    session
-        .drain_actions()
-        .filter(|a| !matches!(a, Action::Note(_)))
-        .collect()
+    drain(session).0
 }
 
-fn notes(session: &mut Session) -> Vec<NoteKind> {
-    session
+/// Everything the session asked for since the last call: the actions without notes, and the
+/// kinds of the notes.
+fn drain(session: &mut Session) -> (Vec<Action>, Vec<NoteKind>) {
+    let (notes, actions): (Vec<Action>, Vec<Action>) = session
         .drain_actions()
+        .partition(|a| matches!(a, Action::Note(_)));
+    let kinds = notes
+        .into_iter()
         .filter_map(|a| match a {
             Action::Note(note) => Some(note.kind),
             _ => None,
         })
-        .collect()
+        .collect();
+    (actions, kinds)
 }
 
 fn to_client(text: &str) -> Action {
@@ -354,8 +357,9 @@ fn auth_tls_is_refused_locally_and_hidden_from_feat() {
     assert!(matches!(replies.as_slice(), [Action::ToClient(r)] if r.starts_with(b"534 ")));
     s.handle_client_bytes(b"FEAT\r\n");
     s.handle_server_bytes(b"211-Features:\r\n EPSV\r\n AUTH TLS\r\n PBSZ\r\n MDTM\r\n211 End\r\n");
+    let (feat, notes) = drain(&mut s);
     assert_eq!(
-        actions(&mut s),
+        feat,
         vec![
             to_server("FEAT\r\n"),
             to_client("211-Features:\r\n"),
@@ -364,7 +368,7 @@ fn auth_tls_is_refused_locally_and_hidden_from_feat() {
             to_client("211 End\r\n"),
         ]
     );
-    assert_eq!(notes(&mut s), Vec::<NoteKind>::new());
+    assert_eq!(notes, Vec::<NoteKind>::new());
 }
 
 #[test]
