@@ -230,9 +230,7 @@ def start_sshd(procs: Procs, work: Path, keys: Keys, cipher: str) -> tuple[subpr
     log = work / f"sshd_{name}.log"
     proc = procs.spawn(["/usr/sbin/sshd", "-D", "-e", "-f", str(cfg)], log)
     wait_until(f"sshd ({cipher})", lambda: port_open("127.0.0.1", port), 10, proc, log)
-    host_pub = Path(f"{keys.host_key}.pub").read_text().split()
-    with open(keys.known_hosts, "a") as kh:
-        kh.write(f"[127.0.0.1]:{port} {host_pub[0]} {host_pub[1]}\n")
+    trust_alias(keys, "127.0.0.1", port)
     return proc, port
 
 

@@ -161,7 +161,7 @@ def small_over_link(cfg: Config, res: report.Results, procs: Procs, work: Path, 
     pairs = [(relay_ip, ssh_port, "127.0.0.1", sshd_port),
              (direct_ip, ctrl_port, "127.0.0.1", ftp.port)]
     pairs += [(direct_ip, p, "127.0.0.1", p) for p in range(ftp.pasv_min, ftp.pasv_max + 1)]
-    lab.start_delay(procs, work, cfg.link_ms, pairs, "link")
+    relay = lab.start_delay(procs, work, cfg.link_ms, pairs, "link")
     lab.trust_alias(keys, relay_ip, ssh_port)
     t = lab.start_ftp_tunnel(procs, work, cfg.binary, keys, ssh_port, c, ftp, "link",
                              ssh_host=relay_ip)
@@ -179,6 +179,7 @@ def small_over_link(cfg: Config, res: report.Results, procs: Procs, work: Path, 
                 f"{ep.name:11} {secs:.3f} s")
     for tunnel in (t, o):
         procs.stop(tunnel.proc)
+    procs.stop(relay)
 
 
 def main() -> int:

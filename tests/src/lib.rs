@@ -17,7 +17,7 @@ pub mod tunnel;
 pub mod vsftpd;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// What can go wrong while setting up or driving a fixture.
@@ -116,6 +116,49 @@ pub fn kill_pid(pid: u32, signal: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// Kills `child` and every process it forked (SIGKILL), then reaps it.
+pub fn kill_tree(child: &mut Child) {
+    // Children first: once the parent is gone they are reparented and harder to find.
+    for d in descendants(child.id()) {
+        kill_pid(d, "KILL");
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// All descendants of `pid`, found through /proc (deepest last).
+pub fn descendants(pid: u32) -> Vec<u32> {
+    let mut parents: Vec<(u32, u32)> = Vec::new();
+    if let Ok(entries) = std::fs::read_dir("/proc") {
+        for e in entries.flatten() {
+            let Some(p) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+                continue;
+            };
+            // The command name may contain spaces and parentheses: parse after the last ')'.
+            let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+                continue;
+            };
+            if let Some(ppid) = rest.split_whitespace().nth(1).and_then(|s| s.parse().ok()) {
+                parents.push((p, ppid));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    let mut frontier = vec![pid];
+    while let Some(cur) = frontier.pop() {
+        for &(p, pp) in &parents {
+            if pp == cur && !out.contains(&p) {
+                out.push(p);
+                frontier.push(p);
+            }
+        }
+    }
+    out
+}
+
 /// The workspace root (the parent of this crate's directory).
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -161,13 +204,6 @@ pub fn open_tempdir(prefix: &str) -> Result<tempfile::TempDir> {
 /// Kills a child process (by PID) when dropped, also when the test panics.
 #[derive(Debug)]
 pub struct ChildGuard(pub std::process::Child);
-
-impl ChildGuard {
-    /// The child's PID.
-    pub fn id(&self) -> u32 {
-        self.0.id()
-    }
-}
 
 impl Drop for ChildGuard {
     fn drop(&mut self) {

@@ -92,11 +92,6 @@ impl NetNs {
         self.ns_ip
     }
 
-    /// The address of the veth end in the root namespace.
-    pub fn host_ip(&self) -> Ipv4Addr {
-        self.host_ip
-    }
-
     /// A `Command` that runs `program args...` inside the namespace.
     pub fn command_in(&self, program: impl AsRef<std::ffi::OsStr>, args: &[&str]) -> Command {
         let mut c = Command::new("ip");

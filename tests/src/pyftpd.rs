@@ -163,10 +163,8 @@ impl FtpServer for Pyftpd {
 
 impl Drop for Pyftpd {
     fn drop(&mut self) {
-        if std::thread::panicking() {
-            crate::dump_log("pyftpdlib", &self.log_path());
-            crate::dump_log("python server output", &self.dir.path().join("stdout.log"));
-        }
+        crate::dump_log_if_panicking("pyftpdlib", &self.log_path());
+        crate::dump_log_if_panicking("python server output", &self.dir.path().join("stdout.log"));
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();

@@ -127,11 +127,6 @@ impl RawFtp {
         let port = parse_229(&r.text).ok_or_else(|| Error::Ftp(format!("bad 229: {}", r.text)))?;
         Ok(SocketAddr::new(self.peer.ip(), port))
     }
-
-    /// The control connection's peer (the tunnel's listener).
-    pub fn peer(&self) -> SocketAddr {
-        self.peer
-    }
 }
 
 fn parse_code(line: &str) -> Option<u16> {

@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use crate::netns::NetNs;
-use crate::{Error, Result, kill_pid, run_checked};
+use crate::{Error, Result, run_checked};
 
 /// The port sshd listens on inside its namespace; not 22, so known_hosts uses `[ip]:port`
 /// and the client's `-p` is exercised.
@@ -143,21 +143,10 @@ impl Sshd {
         self.dir.path()
     }
 
-    /// The PID of the listening sshd.
-    pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
-    }
-
     /// Kills sshd and every per-connection child it forked, so open SSH connections drop.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
-            let pid = child.id();
-            // Children first: once the parent is gone they are reparented and harder to find.
-            for d in descendants(pid) {
-                kill_pid(d, "KILL");
-            }
-            let _ = child.kill();
-            let _ = child.wait();
+            crate::kill_tree(&mut child);
         }
     }
 }
@@ -167,37 +156,4 @@ impl Drop for Sshd {
         crate::dump_log_if_panicking("sshd", &self.log_path());
         self.kill();
     }
-}
-
-/// All descendants of `pid`, found through /proc (deepest last).
-pub fn descendants(pid: u32) -> Vec<u32> {
-    let mut parents: Vec<(u32, u32)> = Vec::new();
-    if let Ok(entries) = fs::read_dir("/proc") {
-        for e in entries.flatten() {
-            let Some(p) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
-                continue;
-            };
-            let Ok(stat) = fs::read_to_string(e.path().join("stat")) else {
-                continue;
-            };
-            // The command name may contain spaces and parentheses: parse after the last ')'.
-            let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
-                continue;
-            };
-            if let Some(ppid) = rest.split_whitespace().nth(1).and_then(|s| s.parse().ok()) {
-                parents.push((p, ppid));
-            }
-        }
-    }
-    let mut out = Vec::new();
-    let mut frontier = vec![pid];
-    while let Some(cur) = frontier.pop() {
-        for &(p, pp) in &parents {
-            if pp == cur && !out.contains(&p) {
-                out.push(p);
-                frontier.push(p);
-            }
-        }
-    }
-    out
 }

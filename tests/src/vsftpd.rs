@@ -118,17 +118,11 @@ impl FtpServer for Vsftpd {
 
 impl Drop for Vsftpd {
     fn drop(&mut self) {
-        if std::thread::panicking() {
-            crate::dump_log("vsftpd", &self.log_path());
-            crate::dump_log("vsftpd stdout", &self.dir.path().join("vsftpd.out"));
-        }
+        crate::dump_log_if_panicking("vsftpd", &self.log_path());
+        crate::dump_log_if_panicking("vsftpd stdout", &self.dir.path().join("vsftpd.out"));
         if let Some(mut c) = self.child.take() {
             // Per-session vsftpd processes are children of the listener; end them too.
-            for d in crate::sshd::descendants(c.id()) {
-                crate::kill_pid(d, "KILL");
-            }
-            let _ = c.kill();
-            let _ = c.wait();
+            crate::kill_tree(&mut c);
         }
     }
 }

@@ -83,7 +83,6 @@ class Tunnel:
         """Listens on 127.0.0.1:0 for one connection, joins it to connect(); logs the bytes."""
         self.forwards += 1
         fwd = self.forwards
-        done = asyncio.get_running_loop().create_future()
 
         async def on_conn(cr, cw):
             start = time.monotonic()
@@ -99,8 +98,6 @@ class Tunnel:
             log("INFO", f"data transfer finished session={session} forward={fwd} mode={mode} "
                         f"to_server={up} to_client={down} ms={ms}")
             server.close()
-            if not done.done():
-                done.set_result(None)
 
         server = await asyncio.start_server(on_conn, "127.0.0.1", 0)
         return server.sockets[0].getsockname()[1]
