@@ -114,8 +114,10 @@ impl Sshd {
         o
     }
 
-    fn host_key_line(&self) -> String {
-        let pubkey = std::fs::read_to_string(self.path("host_key.pub")).expect("host key");
+    /// `[127.0.0.1]:port type base64` for the public key file `pub_name` in the temp dir.
+    fn known_hosts_line(&self, pub_name: &str) -> String {
+        let pubkey = std::fs::read_to_string(self.path(pub_name))
+            .unwrap_or_else(|e| panic!("read {pub_name}: {e}"));
         let mut f = pubkey.split_whitespace();
         format!(
             "[127.0.0.1]:{} {} {}",
@@ -199,7 +201,7 @@ async fn accept_new_auth_and_direct_tcpip_10mib_round_trip() {
     let kh = std::fs::read_to_string(sshd.path("known_hosts")).expect("known_hosts written");
     assert_eq!(
         kh.trim(),
-        sshd.host_key_line(),
+        sshd.known_hosts_line("host_key.pub"),
         "accept-new appends the key"
     );
 
@@ -268,14 +270,7 @@ async fn changed_host_key_names_file_and_line() {
     }
     let sshd = Sshd::start("yes").await;
     keygen(&sshd.path("other_key"), "ed25519", "");
-    let other = std::fs::read_to_string(sshd.path("other_key.pub")).expect("other key");
-    let mut f = other.split_whitespace();
-    let line = format!(
-        "# a comment\n[127.0.0.1]:{} {} {}\n",
-        sshd.port,
-        f.next().unwrap_or_default(),
-        f.next().unwrap_or_default()
-    );
+    let line = format!("# a comment\n{}\n", sshd.known_hosts_line("other_key.pub"));
     std::fs::write(sshd.path("known_hosts"), line).expect("write known_hosts");
     for strict in [StrictHostKeyChecking::AcceptNew, StrictHostKeyChecking::No] {
         let err = SshConnection::connect(&sshd.options(strict))

@@ -80,8 +80,6 @@ impl fmt::Display for Step {
 /// One measured data transfer, as the FTP client saw it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Transfer {
-    /// The mode it ran in.
-    pub mode: FtpMode,
     /// What it did.
     pub step: Step,
     /// The remote file name (empty for LIST).
@@ -228,7 +226,6 @@ async fn run_mode_into(
             timed("STOR", ftp.put_file(&name, &mut file), ftp_err).await?
         };
         transfers.push(Transfer {
-            mode,
             step: Step::Upload,
             file: name.clone(),
             bytes: sent,
@@ -247,7 +244,6 @@ async fn run_mode_into(
             (lines, len)
         };
         transfers.push(Transfer {
-            mode,
             step: Step::List,
             file: String::new(),
             bytes: list_bytes,
@@ -269,7 +265,6 @@ async fn run_mode_into(
             (n, digest)
         };
         transfers.push(Transfer {
-            mode,
             step: Step::Download,
             file: name.clone(),
             bytes: received,

@@ -13,6 +13,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use ftp_tunnel_core::command::parse_command;
+use ftp_tunnel_core::endpoint::{format_port, parse_eprt_arg};
+use ftp_tunnel_core::framing::LineFramer;
 use libunftp::options::ActivePassiveMode;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
@@ -21,7 +24,7 @@ use tracing::{debug, warn};
 use unftp_sbe_fs::Filesystem;
 
 /// Longest command line the EPRT filter interprets; longer lines are relayed untouched.
-const MAX_LINE: usize = 8192;
+const MAX_LINE: usize = LineFramer::DEFAULT_MAX_LINE;
 
 /// Errors of the demo FTP server.
 #[derive(Debug, thiserror::Error)]
@@ -42,7 +45,6 @@ pub enum FtpServerError {
 /// A running libunftp server (plus its EPRT filter); dropping it stops both listeners.
 pub struct FtpServer {
     addr: SocketAddr,
-    libunftp_addr: SocketAddr,
     eprt_rewrites: Arc<AtomicU64>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -125,7 +127,6 @@ impl FtpServer {
         debug!(%addr, %libunftp_addr, root = %root.display(), "demo FTP server listening");
         Ok(FtpServer {
             addr,
-            libunftp_addr,
             eprt_rewrites,
             tasks: vec![libunftp_task, filter_task],
         })
@@ -134,11 +135,6 @@ impl FtpServer {
     /// The address FTP clients (and the tunnel) connect to.
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
-    }
-
-    /// libunftp's own listener, behind the EPRT filter.
-    pub fn libunftp_addr(&self) -> SocketAddr {
-        self.libunftp_addr
     }
 
     /// How many `EPRT` commands the filter turned into `PORT` so far.
@@ -212,37 +208,16 @@ where
 
 /// `EPRT |1|a.b.c.d|port|` (any delimiter) → `PORT a,b,c,d,p1,p2\r\n`; anything else → None.
 fn eprt_to_port(line: &[u8]) -> Option<String> {
-    let text = std::str::from_utf8(line).ok()?;
-    let text = text.strip_suffix('\n')?;
-    let text = text.strip_suffix('\r').unwrap_or(text);
-    let (verb, arg) = text.split_once(' ')?;
-    if !verb.eq_ignore_ascii_case("EPRT") {
+    let content = line.strip_suffix(b"\n")?;
+    let content = content.strip_suffix(b"\r").unwrap_or(content);
+    let command = parse_command(content)?;
+    if command.verb != "EPRT" {
         return None;
     }
-    let arg = arg.trim();
-    let delim = arg.chars().next()?;
-    if !(33..=126).contains(&(delim as u32)) {
-        return None;
+    match parse_eprt_arg(&command.arg).ok()? {
+        SocketAddr::V4(addr) => Some(format_port(addr)),
+        SocketAddr::V6(_) => None,
     }
-    let fields: Vec<&str> = arg.split(delim).collect();
-    // "|1|127.0.0.1|5000|" splits into ["", "1", "127.0.0.1", "5000", ""].
-    let [first, proto, host, port, last] = fields.as_slice() else {
-        return None;
-    };
-    if !first.is_empty() || !last.is_empty() || *proto != "1" {
-        return None;
-    }
-    let ip: Ipv4Addr = host.parse().ok()?;
-    let port: u16 = port.parse().ok()?;
-    if port == 0 {
-        return None;
-    }
-    let [a, b, c, d] = ip.octets();
-    Some(format!(
-        "PORT {a},{b},{c},{d},{},{}\r\n",
-        port >> 8,
-        port & 0xff
-    ))
 }
 
 #[cfg(test)]

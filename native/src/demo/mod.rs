@@ -54,16 +54,6 @@ pub struct DemoOptions {
     pub keep: bool,
 }
 
-impl Default for DemoOptions {
-    fn default() -> Self {
-        Self {
-            small_mib: 4,
-            large_mib: 64,
-            keep: false,
-        }
-    }
-}
-
 /// Runs the demo, printing its report on stdout. Fails (with the report already printed)
 /// if any mode failed.
 pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {

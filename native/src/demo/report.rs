@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use super::ftp_client::{FtpMode, Step, Transfer};
+use super::ftp_client::{FtpMode, Transfer};
 
 /// Transfers smaller than this show no speed: their time is all round trips.
 const MIN_BYTES_FOR_SPEED: u64 = 256 * 1024;
@@ -184,16 +184,11 @@ pub fn render_transfers(modes: &[ModeReport]) -> String {
     for m in modes {
         let Some(mode) = m.mode else { continue };
         for (i, t) in m.transfers.iter().enumerate() {
-            let step = match t.step {
-                Step::Upload => "upload",
-                Step::List => "list",
-                Step::Download => "download",
-            };
             let _ = writeln!(
                 out,
                 "  {:<5} {:<9} {:>10} {:>9} {:>10}   {}",
                 mode.verb(),
-                step,
+                t.step,
                 bytes(t.bytes),
                 duration(t.elapsed),
                 speed(t.bytes, t.elapsed),
@@ -222,6 +217,7 @@ pub fn render_verdict(modes: &[ModeReport]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::demo::ftp_client::Step;
 
     #[test]
     fn units() {
@@ -236,9 +232,8 @@ mod tests {
         assert_eq!(speed(64 << 20, Duration::ZERO), "-");
     }
 
-    fn transfer(mode: FtpMode, step: Step, n: u64) -> Transfer {
+    fn transfer(step: Step, n: u64) -> Transfer {
         Transfer {
-            mode,
             step,
             file: "f".into(),
             bytes: n,
@@ -255,7 +250,7 @@ mod tests {
         };
         let ok = ModeReport {
             mode: Some(FtpMode::Port),
-            transfers: vec![transfer(FtpMode::Port, Step::Upload, 5 << 20)],
+            transfers: vec![transfer(Step::Upload, 5 << 20)],
             tunnel_transfers: vec![TunnelTransfer {
                 active: true,
                 to_server: 5 << 20,

@@ -175,10 +175,7 @@ impl SshServer {
         let key = self.host_public.to_openssh()?;
         // Drop the comment so the line has exactly the three standard fields.
         let key: Vec<&str> = key.split_whitespace().take(2).collect();
-        let host = match self.addr.ip() {
-            IpAddr::V4(ip) => ip.to_string(),
-            IpAddr::V6(ip) => ip.to_string(),
-        };
+        let host = self.addr.ip().to_string();
         Ok(format!("[{host}]:{} {}", self.addr.port(), key.join(" ")))
     }
 

@@ -8,35 +8,23 @@ use std::time::Duration;
 use russh::client;
 use russh::keys::ssh_key::public::KeyData;
 use russh::keys::{PrivateKey, PrivateKeyWithHashAlg};
-use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
-use super::ftp_client::{FtpMode, Payload, Step, hex, run_mode};
+use super::ftp_client::{FtpMode, Step, run_mode};
 use super::ftp_server::FtpServer;
+use super::make_payload;
 use super::ssh_server::{SshServer, generate_ed25519, private_key_openssh};
 
 const DEADLINE: Duration = Duration::from_secs(30);
-
-fn payload(dir: &std::path::Path, name: &str, len: usize) -> Payload {
-    let mut data = vec![0u8; len];
-    rand::Rng::fill(&mut rand::rng(), &mut data[..]);
-    let path = dir.join(name);
-    std::fs::write(&path, &data).unwrap();
-    Payload {
-        path,
-        len: len as u64,
-        sha256: hex(&Sha256::digest(&data)),
-    }
-}
 
 #[tokio::test]
 async fn ftp_client_and_libunftp_all_modes() {
     let served = tempfile::tempdir().unwrap();
     let local = tempfile::tempdir().unwrap();
     let server = FtpServer::start(served.path()).await.unwrap();
-    let payloads = [payload(local.path(), "a.bin", 300_000)];
+    let payloads = [make_payload(&local.path().join("a.bin"), 300_000).unwrap()];
     for mode in FtpMode::ALL {
         let outcome =
             tokio::time::timeout(DEADLINE, run_mode(server.local_addr(), mode, &payloads))
