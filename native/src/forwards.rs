@@ -19,7 +19,7 @@ use tokio::task::AbortHandle;
 use tracing::{debug, warn};
 use wasmtime::component::Resource;
 
-use crate::pump::{PumpStats, pump};
+use crate::pump::{DataChannel, PumpStats, pump};
 use crate::runtime::ftp_tunnel::plugin::forwards::{Host, HostForward};
 use crate::runtime::{Endpoint, HostState};
 use crate::ssh::SshPool;
@@ -187,7 +187,8 @@ impl HostState {
                 .open_direct_tcpip(&connect_to.host, connect_to.port, originator)
                 .await
                 .map_err(|e| e.to_string())?;
-            Ok::<_, String>((lease, channel))
+            // From here on, dropping it (no client came, the forward was dropped) closes it.
+            Ok::<_, String>((lease, DataChannel::from(channel)))
         });
         let opened_early = match futures::poll!(open.as_mut()) {
             Poll::Ready(result) => Some(result),
@@ -260,13 +261,19 @@ impl HostState {
                 match arrived {
                     Err(_) => Err(format!("no data connection within {deadline:?}")),
                     Ok(None) => Err("the SSH connection closed the remote forward".to_owned()),
-                    Ok(Some((channel, _, _))) => match TcpStream::connect(deliver_to).await {
-                        Ok(tcp) => {
-                            let _ = events.send(DataEvent::Connected(id));
-                            pump(tcp, channel).await.map_err(|e| e.to_string())
+                    Ok(Some((channel, _, _))) => {
+                        // Closed when dropped, also if the client cannot be reached.
+                        let channel = DataChannel::from(channel);
+                        match TcpStream::connect(deliver_to).await {
+                            Ok(tcp) => {
+                                let _ = events.send(DataEvent::Connected(id));
+                                pump(tcp, channel).await.map_err(|e| e.to_string())
+                            }
+                            Err(e) => {
+                                Err(format!("cannot reach the FTP client at {deliver_to}: {e}"))
+                            }
                         }
-                        Err(e) => Err(format!("cannot reach the FTP client at {deliver_to}: {e}")),
-                    },
+                    }
                 }
             };
             let ((), result) = tokio::join!(remote.cancel(), carry);

@@ -43,16 +43,36 @@ pub struct PumpStats {
     pub from_channel: u64,
 }
 
+/// An SSH channel for one data connection, closed (`CHANNEL_CLOSE`) when dropped: also when
+/// no client ever connects or the task carrying it is aborted, so that sshd never keeps a
+/// connection to the FTP server's data port open for a channel nobody uses.
+pub struct DataChannel {
+    read: ChannelReadHalf,
+    write: CloseOnDrop,
+}
+
+impl From<Channel<Msg>> for DataChannel {
+    fn from(channel: Channel<Msg>) -> Self {
+        let (read, write) = channel.split();
+        Self {
+            read,
+            write: CloseOnDrop(Some(write)),
+        }
+    }
+}
+
 /// Carries one data connection between the FTP client's TCP stream and the FTP server's SSH
 /// channel, with half-close passed on both ways, until the server's side has ended and its
 /// bytes are delivered (see the module documentation). The channel is closed when this
 /// returns or is dropped.
-pub async fn pump(tcp: TcpStream, channel: Channel<Msg>) -> std::io::Result<PumpStats> {
+pub async fn pump(tcp: TcpStream, channel: impl Into<DataChannel>) -> std::io::Result<PumpStats> {
     if let Err(e) = tcp.set_nodelay(true) {
         tracing::debug!(error = %e, "TCP_NODELAY not set on data connection");
     }
-    let (mut from_server, to_server) = channel.split();
-    let mut to_server = CloseOnDrop(Some(to_server));
+    let DataChannel {
+        read: mut from_server,
+        write: mut to_server,
+    } = channel.into();
     let (mut from_client, mut to_client) = tcp.into_split();
     let uploaded = AtomicU64::new(0);
     let downloaded = AtomicU64::new(0);
@@ -217,9 +237,11 @@ impl CloseOnDrop {
 
 impl Drop for CloseOnDrop {
     fn drop(&mut self) {
-        if let Some(half) = self.0.take() {
+        if let Some(half) = self.0.take()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
             // Drop cannot await; the send needs room in the session's queue.
-            tokio::spawn(async move {
+            runtime.spawn(async move {
                 let _ = half.close().await;
             });
         }

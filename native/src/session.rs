@@ -65,25 +65,7 @@ pub async fn run_session(
 ) -> Result<(), SessionError> {
     let _ = client.set_nodelay(true);
     let local = client.local_addr()?;
-    let channel = shared
-        .pool
-        .control()
-        .open_direct_tcpip(&server_host, server_port, client_peer)
-        .await
-        .map_err(|e| SessionError::ServerUnreachable {
-            host: server_host.clone(),
-            port: server_port,
-            reason: e.to_string(),
-        });
-    let (client_read, mut client_write) = client.into_split();
-    let channel = match channel {
-        Ok(channel) => channel,
-        Err(error) => {
-            let reply = format!("421 Service not available: {error}\r\n");
-            let _ = client_write.write_all(reply.as_bytes()).await;
-            return Err(error);
-        }
-    };
+    // The component first: should it fail, no channel to the FTP server is left open.
     let (data_tx, mut data_rx) = mpsc::unbounded_channel::<DataEvent>();
     let forwards = ForwardContext::new(shared.pool.clone(), data_tx, shared.ftp.data_timeout);
     let config = SessionConfig {
@@ -104,6 +86,25 @@ pub async fn run_session(
         max_line: shared.ftp.max_line,
     };
     let mut instance = shared.runtime.start_session(forwards, &config).await?;
+    let channel = shared
+        .pool
+        .control()
+        .open_direct_tcpip(&server_host, server_port, client_peer)
+        .await
+        .map_err(|e| SessionError::ServerUnreachable {
+            host: server_host.clone(),
+            port: server_port,
+            reason: e.to_string(),
+        });
+    let (client_read, mut client_write) = client.into_split();
+    let channel = match channel {
+        Ok(channel) => channel,
+        Err(error) => {
+            let reply = format!("421 Service not available: {error}\r\n");
+            let _ = client_write.write_all(reply.as_bytes()).await;
+            return Err(error);
+        }
+    };
     info!(session = id, client = %client_peer, server = %format!("{server_host}:{server_port}"), "FTP session opened");
     let _ = shared.events.send(TunnelEvent::SessionOpened {
         session: id,
@@ -118,7 +119,7 @@ pub async fn run_session(
             // A finished transfer is logged after its completion reply went out: the log
             // write is not on the path of the reply.
             let mut finished = None;
-            let output = tokio::select! {
+            let mut output = tokio::select! {
                 ready = client_read.readable() => {
                     ready?;
                     let Some(bytes) = read_ready(&client_read)? else { continue };
@@ -141,7 +142,7 @@ pub async fn run_session(
             };
             if !output.to_server.is_empty() {
                 server_write
-                    .data(&output.to_server[..])
+                    .data_bytes(std::mem::take(&mut output.to_server))
                     .await
                     .map_err(|e| {
                         std::io::Error::other(format!("SSH channel to the FTP server: {e}"))

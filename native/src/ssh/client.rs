@@ -162,11 +162,6 @@ impl SshConnection {
         &self.addr
     }
 
-    /// The verified host key.
-    pub fn host_key(&self) -> &PublicKey {
-        &self.host_key
-    }
-
     /// Whether the connection is known to be gone.
     pub fn is_closed(&self) -> bool {
         self.handle.is_closed() || self.closed_rx.borrow().is_some()

@@ -100,15 +100,6 @@ pub enum SshError {
         /// Key type and SHA256 fingerprint of the offered key.
         fingerprint: String,
     },
-    /// Reading or appending to known_hosts failed.
-    #[error("ssh: cannot update {}: {source}", path.display())]
-    KnownHostsWrite {
-        /// The known_hosts file.
-        path: PathBuf,
-        /// The I/O error.
-        #[source]
-        source: std::io::Error,
-    },
     /// A private key file could not be used.
     #[error("ssh: cannot load identity {}: {reason}", path.display())]
     KeyLoad {

@@ -30,11 +30,6 @@ impl TunedStream {
         s
     }
 
-    /// The wrapped stream.
-    pub fn get_ref(&self) -> &TcpStream {
-        &self.inner
-    }
-
     #[cfg(any(target_os = "linux", target_os = "android"))]
     fn quickack(&self) {
         // Best effort: failure only costs latency, and must not break the connection.
