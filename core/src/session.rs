@@ -13,137 +13,19 @@
 //! direction's framer.
 
 use std::collections::VecDeque;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 
 use crate::command::{parse_command, sanitize_for_reply};
+pub use crate::contract::{
+    Action, CheckId, CommandCheck, DataMode, DataPathRequest, ForwardError, ForwardId, Note,
+    NoteKind, SessionConfig, Verdict,
+};
 use crate::endpoint::{
     EndpointError, PassiveTarget, format_227, format_228, format_229, format_eprt, format_lprt,
     format_port, parse_eprt_arg, parse_lprt_arg, parse_passive_reply, parse_port_arg,
 };
 use crate::framing::{Line, LineFramer};
 use crate::reply::{ReplyLine, ReplyTracker, reply_text};
-
-/// Identifies one data forward the session asked for; chosen by the session.
-pub type ForwardId = u32;
-
-/// The rules and addresses one session works with.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SessionConfig {
-    /// The FTP client's address: the control connection's peer.
-    pub client_peer: IpAddr,
-    /// The FTP server's host as the far side of the tunnel reaches it (name or IP literal).
-    pub server_host: String,
-    /// Where passive-mode listeners bind, on the FTP client's side.
-    pub passive_bind: IpAddr,
-    /// Where active-mode forwards bind, on the FTP server's side (name or IP literal).
-    pub active_bind: String,
-    /// Connect passive data connections to the address a passive reply names (FXP,
-    /// load-balanced servers) instead of `server_host`. Off by default: SSRF.
-    pub trust_passive_address: bool,
-    /// Accept PORT/EPRT/LPRT naming a host other than `client_peer`. Off by default: bounce.
-    pub allow_foreign_data_address: bool,
-    /// Longest control line interpreted; longer lines are relayed untouched.
-    pub max_line: usize,
-}
-
-impl SessionConfig {
-    /// Safe defaults for a client at `client_peer` and a server at `server_host`.
-    pub fn new(client_peer: IpAddr, server_host: impl Into<String>) -> Self {
-        Self {
-            client_peer,
-            server_host: server_host.into(),
-            passive_bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
-            active_bind: "127.0.0.1".to_owned(),
-            trust_passive_address: false,
-            allow_foreign_data_address: false,
-            max_line: LineFramer::DEFAULT_MAX_LINE,
-        }
-    }
-}
-
-/// A data forward the host is asked to open.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ForwardRequest {
-    /// Passive mode: listen on our side at `bind` (port 0: any), accept one connection from
-    /// `expect_peer` and carry it to `connect_host:connect_port` through the SSH server.
-    Local {
-        /// Listening address (port 0).
-        bind: SocketAddr,
-        /// Data host as the SSH server resolves it.
-        connect_host: String,
-        /// Data port on that host.
-        connect_port: u16,
-        /// The only peer allowed to connect.
-        expect_peer: IpAddr,
-    },
-    /// Active mode: the SSH server listens at `bind_host:0`; the connection arriving there
-    /// is connected to `deliver_to`, the FTP client's own data listener.
-    Remote {
-        /// Bind address on the SSH server's side.
-        bind_host: String,
-        /// Where the FTP client listens.
-        deliver_to: SocketAddr,
-    },
-}
-
-/// What kind of event a [`Note`] records.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NoteKind {
-    /// A line was replaced by one naming a forward.
-    Rewrite,
-    /// A command was refused locally by a security rule.
-    Refused,
-    /// A line could not be parsed; an error reply was given instead.
-    Malformed,
-    /// The host could not open a forward.
-    ForwardFailed,
-}
-
-impl NoteKind {
-    /// Stable lower-case name, used in logs and across the WIT boundary.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            NoteKind::Rewrite => "rewrite",
-            NoteKind::Refused => "refused",
-            NoteKind::Malformed => "malformed",
-            NoteKind::ForwardFailed => "forward-failed",
-        }
-    }
-}
-
-/// Something worth a log line: the line received and what went out instead.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Note {
-    /// What happened.
-    pub kind: NoteKind,
-    /// The line as received, sanitised.
-    pub original: String,
-    /// The line sent instead, without its line ending.
-    pub replacement: String,
-}
-
-/// One thing the host must do, in order.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Action {
-    /// Write these bytes to the FTP server's control connection.
-    ToServer(Vec<u8>),
-    /// Write these bytes to the FTP client's control connection.
-    ToClient(Vec<u8>),
-    /// Open a data forward and answer with [`Session::handle_forward_opened`].
-    OpenForward {
-        /// The session's name for it.
-        id: ForwardId,
-        /// What to open.
-        request: ForwardRequest,
-    },
-    /// Close a forward (listener, remote forward and any data connection of it).
-    CloseForward {
-        /// The forward to close.
-        id: ForwardId,
-    },
-    /// Log this.
-    Note(Note),
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum PassiveCommand {
@@ -170,11 +52,12 @@ impl ActiveCommand {
 }
 
 /// What the reply to a command sent to the server means to us.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Expect {
     Passive(PassiveCommand),
     Active(ForwardId),
-    Transfer,
+    /// A transfer command, sanitised, for the [`NoteKind::Transfer`] note.
+    Transfer(String),
     EpsvAll,
     Feat,
     Other,
@@ -190,19 +73,32 @@ enum ServerWait {
         original: String,
     },
     /// For the data connection to finish before relaying its completion reply.
-    TransferEnd { id: ForwardId, held: Vec<u8> },
+    TransferEnd {
+        id: ForwardId,
+        held: Vec<u8>,
+        command: String,
+    },
     /// For an active-mode data connection to reach the client before relaying the
     /// transfer's preliminary reply: curl treats control data that arrives before the data
     /// connection as an error, and through a tunnel the server's `150` can overtake it.
     DataConnect { id: ForwardId, held: Vec<u8> },
 }
 
-/// Why the client direction is waiting: for the remote forward an active command will name.
+/// Why the client direction is waiting: for the data path an active command will name.
 #[derive(Debug)]
 struct ActiveWait {
     id: ForwardId,
     command: ActiveCommand,
     original: String,
+}
+
+/// Why the client direction is waiting.
+#[derive(Debug)]
+enum ClientWait {
+    /// For the data path an active command will name.
+    Active(ActiveWait),
+    /// For the host's verdict on this command line.
+    Verdict { id: CheckId, line: Line },
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -226,9 +122,10 @@ pub struct Session {
     epsv_all: bool,
     in_feat_reply: bool,
     server_wait: Option<ServerWait>,
-    client_wait: Option<ActiveWait>,
+    client_wait: Option<ClientWait>,
     data: Option<DataForward>,
     next_forward: ForwardId,
+    next_check: CheckId,
     actions: VecDeque<Action>,
 }
 
@@ -249,6 +146,7 @@ impl Session {
             client_wait: None,
             data: None,
             next_forward: 1,
+            next_check: 1,
             actions: VecDeque::new(),
         }
     }
@@ -270,8 +168,14 @@ impl Session {
         self.run();
     }
 
-    /// The host's answer to [`Action::OpenForward`]: the address it listens on, or why not.
-    pub fn handle_forward_opened(&mut self, id: ForwardId, result: Result<SocketAddr, String>) {
+    /// The host's answer to [`Action::OpenForward`]: the address that accepts the data
+    /// connection, or why there is none. A successful answer nobody waits for (late, repeated,
+    /// or for an id never asked) is answered with [`Action::CloseForward`].
+    pub fn handle_forward_opened(
+        &mut self,
+        id: ForwardId,
+        result: Result<SocketAddr, ForwardError>,
+    ) {
         match self.server_wait {
             Some(ServerWait::PassiveForward { id: waiting, .. }) if waiting == id => {
                 if let Some(ServerWait::PassiveForward {
@@ -282,12 +186,36 @@ impl Session {
                 }
             }
             _ => {
-                if let Some(wait) = self.client_wait.take_if(|w| w.id == id) {
+                if let Some(ClientWait::Active(wait)) = self
+                    .client_wait
+                    .take_if(|w| matches!(w, ClientWait::Active(w) if w.id == id))
+                {
                     self.finish_active(wait, result);
                 } else if result.is_ok() {
                     // Nobody waits for it any more: do not leave it open.
                     self.actions.push_back(Action::CloseForward { id });
                 }
+            }
+        }
+        self.run();
+    }
+
+    /// The host's answer to [`Action::CheckCommand`]. An answer for a command the session
+    /// does not wait for is ignored.
+    pub fn handle_command_verdict(&mut self, id: CheckId, verdict: Verdict) {
+        let Some(ClientWait::Verdict { line, .. }) = self
+            .client_wait
+            .take_if(|w| matches!(w, ClientWait::Verdict { id: waiting, .. } if *waiting == id))
+        else {
+            return;
+        };
+        match verdict {
+            Verdict::Allow => self.on_checked_line(line),
+            Verdict::Deny(reason) => {
+                let reason = sanitize_for_reply(reason.as_bytes());
+                let reply = format!("550 denied by policy: {reason}\r\n");
+                let original = sanitize_for_reply(line.content());
+                self.refuse(NoteKind::Denied, &original, reply);
             }
         }
         self.run();
@@ -371,10 +299,21 @@ impl Session {
     }
 
     fn note(&mut self, kind: NoteKind, original: &str, replacement: &str) {
+        self.note_about(kind, original, replacement, None);
+    }
+
+    fn note_about(
+        &mut self,
+        kind: NoteKind,
+        original: &str,
+        replacement: &str,
+        forward: Option<ForwardId>,
+    ) {
         self.actions.push_back(Action::Note(Note {
             kind,
             original: original.to_owned(),
-            replacement: replacement.trim_end().to_owned(),
+            replacement: sanitize_for_reply(replacement.trim_end().as_bytes()),
+            forward,
         }));
     }
 
@@ -398,6 +337,29 @@ impl Session {
             let original = sanitize_for_reply(line.content());
             return self.refuse(NoteKind::Malformed, &original, reply);
         }
+        if self.config.check_commands
+            && let Some(command) = parse_command(line.content())
+        {
+            let id = self.next_check;
+            self.next_check = self.next_check.wrapping_add(1).max(1);
+            let argument = if command.verb == "PASS" {
+                "***".to_owned()
+            } else {
+                command.arg
+            };
+            self.actions.push_back(Action::CheckCommand(CommandCheck {
+                id,
+                verb: command.verb,
+                argument,
+            }));
+            self.client_wait = Some(ClientWait::Verdict { id, line });
+            return;
+        }
+        self.on_checked_line(line);
+    }
+
+    /// A client line that passed the host's check (or needed none).
+    fn on_checked_line(&mut self, line: Line) {
         let Some(command) = parse_command(line.content()) else {
             if !line.content().iter().all(u8::is_ascii_whitespace) {
                 self.expected.push_back(Expect::Other);
@@ -413,7 +375,9 @@ impl Session {
             "PORT" => return self.on_active_command(ActiveCommand::Port, &line, &command.arg),
             "EPRT" => return self.on_active_command(ActiveCommand::Eprt, &line, &command.arg),
             "LPRT" => return self.on_active_command(ActiveCommand::Lprt, &line, &command.arg),
-            "RETR" | "STOR" | "STOU" | "APPE" | "LIST" | "NLST" | "MLSD" => Expect::Transfer,
+            "RETR" | "STOR" | "STOU" | "APPE" | "LIST" | "NLST" | "MLSD" => {
+                Expect::Transfer(sanitize_for_reply(line.content()))
+            }
             "FEAT" => Expect::Feat,
             "AUTH" => return self.refuse_auth(&line),
             "ABOR" => {
@@ -482,18 +446,23 @@ impl Session {
         // A new data address replaces the previous one.
         self.close_data();
         let id = self.new_forward_id();
+        // The FTP server connects to the data path; it is the expected peer where its
+        // address is known.
+        let expect_peer = self.config.server_host.parse::<IpAddr>().ok();
         self.actions.push_back(Action::OpenForward {
             id,
-            request: ForwardRequest::Remote {
-                bind_host: self.config.active_bind.clone(),
-                deliver_to: address,
+            request: DataPathRequest {
+                mode: DataMode::Active,
+                target_host: address.ip().to_string(),
+                target_port: address.port(),
+                expect_peer,
             },
         });
-        self.client_wait = Some(ActiveWait {
+        self.client_wait = Some(ClientWait::Active(ActiveWait {
             id,
             command,
             original,
-        });
+        }));
     }
 
     fn refuse(&mut self, kind: NoteKind, original: &str, reply: String) {
@@ -501,7 +470,7 @@ impl Session {
         self.send_client(reply);
     }
 
-    fn finish_active(&mut self, wait: ActiveWait, result: Result<SocketAddr, String>) {
+    fn finish_active(&mut self, wait: ActiveWait, result: Result<SocketAddr, ForwardError>) {
         let ActiveWait {
             id,
             command,
@@ -509,11 +478,11 @@ impl Session {
         } = wait;
         let listening = match result {
             Ok(listening) => listening,
-            Err(reason) => {
+            Err(error) => {
                 let reply = format!(
-                    "425 Can't open data connection: the SSH server refused the active-mode \
-                     forward ({}). Use passive mode.\r\n",
-                    sanitize_for_reply(reason.as_bytes())
+                    "425 Can't open data connection: ftp-tunnel could not open the active-mode \
+                     data path ({}). Use passive mode.\r\n",
+                    sanitize_for_reply(error.to_string().as_bytes())
                 );
                 return self.refuse(NoteKind::ForwardFailed, &original, reply);
             }
@@ -523,7 +492,7 @@ impl Session {
             (ActiveCommand::Lprt, address) => format_lprt(address),
             (_, address) => format_eprt(address),
         };
-        self.note(NoteKind::Rewrite, &original, &line);
+        self.note_about(NoteKind::Rewrite, &original, &line, Some(id));
         self.send_server(line);
         self.expected.push_back(Expect::Active(id));
         self.data = Some(DataForward {
@@ -565,7 +534,7 @@ impl Session {
         }
         self.greeted = true;
         if (100..200).contains(&code) {
-            let waits_for_connection = self.expected.front() == Some(&Expect::Transfer)
+            let waits_for_connection = matches!(self.expected.front(), Some(Expect::Transfer(_)))
                 && self.data.is_some_and(|d| !d.connected && !d.finished);
             if let (true, Some(data)) = (waits_for_connection, self.data) {
                 self.server_wait = Some(ServerWait::DataConnect {
@@ -587,7 +556,7 @@ impl Session {
                 }
                 self.send_client(line.raw);
             }
-            Expect::Transfer => self.on_transfer_end(code, line),
+            Expect::Transfer(command) => self.on_transfer_end(code, line, command),
             Expect::EpsvAll => {
                 if (200..300).contains(&code) {
                     self.epsv_all = true;
@@ -598,15 +567,17 @@ impl Session {
         }
     }
 
-    fn on_transfer_end(&mut self, code: u16, line: Line) {
+    fn on_transfer_end(&mut self, code: u16, line: Line, command: String) {
         match self.data {
             Some(data) if (200..300).contains(&code) && !data.finished => {
                 self.server_wait = Some(ServerWait::TransferEnd {
                     id: data.id,
                     held: line.raw,
+                    command,
                 });
             }
             _ => {
+                self.transfer_note(&command, &line.raw);
                 self.send_client(line.raw);
                 self.close_data();
             }
@@ -614,10 +585,18 @@ impl Session {
     }
 
     fn release_transfer_end(&mut self) {
-        if let Some(ServerWait::TransferEnd { held, .. }) = self.server_wait.take() {
+        if let Some(ServerWait::TransferEnd { held, command, .. }) = self.server_wait.take() {
+            self.transfer_note(&command, &held);
             self.send_client(held);
         }
         self.close_data();
+    }
+
+    /// Records a transfer command's final reply, with the data path that carried it.
+    fn transfer_note(&mut self, command: &str, reply: &[u8]) {
+        let forward = self.data.map(|data| data.id);
+        let reply = String::from_utf8_lossy(reply).into_owned();
+        self.note_about(NoteKind::Transfer, command, &reply, forward);
     }
 
     fn on_passive_reply(&mut self, command: PassiveCommand, code: u16, line: Line) {
@@ -634,7 +613,7 @@ impl Session {
             }
         };
         let server_host = self.config.server_host.clone();
-        let (connect_host, connect_port) = match target {
+        let (target_host, target_port) = match target {
             PassiveTarget::Address(address) if self.config.trust_passive_address => {
                 (address.ip().to_string(), address.port())
             }
@@ -645,11 +624,11 @@ impl Session {
         let id = self.new_forward_id();
         self.actions.push_back(Action::OpenForward {
             id,
-            request: ForwardRequest::Local {
-                bind: SocketAddr::new(self.config.passive_bind, 0),
-                connect_host,
-                connect_port,
-                expect_peer: self.config.client_peer,
+            request: DataPathRequest {
+                mode: DataMode::Passive,
+                target_host,
+                target_port,
+                expect_peer: Some(self.config.client_peer),
             },
         });
         self.server_wait = Some(ServerWait::PassiveForward {
@@ -664,25 +643,32 @@ impl Session {
         id: ForwardId,
         command: PassiveCommand,
         original: String,
-        result: Result<SocketAddr, String>,
+        result: Result<SocketAddr, ForwardError>,
     ) {
         let listening = match result {
             Ok(listening) => listening,
-            Err(reason) => {
+            Err(error) => {
                 let reply = format!(
                     "425 Can't open data connection: ftp-tunnel could not open the passive \
-                     data forward ({}).\r\n",
-                    sanitize_for_reply(reason.as_bytes())
+                     data path ({}).\r\n",
+                    sanitize_for_reply(error.to_string().as_bytes())
                 );
                 return self.refuse(NoteKind::ForwardFailed, &original, reply);
             }
         };
         let reply = match (command, listening) {
             (PassiveCommand::Pasv, SocketAddr::V4(v4)) => format_227(v4),
+            (PassiveCommand::Pasv, SocketAddr::V6(_)) => {
+                // 227 can only name an IPv4 address (RFC 2428 section 3): an error, never
+                // another reply code that no client asked for.
+                self.actions.push_back(Action::CloseForward { id });
+                let reply = "522 PASV cannot name this IPv6 data address; use EPSV.\r\n";
+                return self.refuse(NoteKind::Refused, &original, reply.to_owned());
+            }
             (PassiveCommand::Lpsv, address) => format_228(address),
-            (_, address) => format_229(address.port()),
+            (PassiveCommand::Epsv, address) => format_229(address.port()),
         };
-        self.note(NoteKind::Rewrite, &original, &reply);
+        self.note_about(NoteKind::Rewrite, &original, &reply, Some(id));
         self.send_client(reply);
         self.data = Some(DataForward {
             id,
