@@ -35,7 +35,29 @@ pub struct SessionConfig {
     pub check_commands: bool,
 }
 
+/// Why a [`SessionConfig`] was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// Lines of up to 512 bytes must be interpreted (RFC 959).
+    #[error("max_line {0} is below the 512 bytes FTP lines need")]
+    MaxLineTooSmall(usize),
+    /// The FTP server's host is empty or contains control characters.
+    #[error("FTP server host {0:?} is empty or contains control characters")]
+    BadServerHost(String),
+}
+
 impl SessionConfig {
+    /// Checks what a host may have got wrong.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.max_line < 512 {
+            return Err(ConfigError::MaxLineTooSmall(self.max_line));
+        }
+        if self.server_host.is_empty() || self.server_host.chars().any(char::is_control) {
+            return Err(ConfigError::BadServerHost(self.server_host.clone()));
+        }
+        Ok(())
+    }
+
     /// Safe defaults for a client at `client_peer` and a server at `server_host`.
     pub fn new(client_peer: IpAddr, server_host: impl Into<String>) -> Self {
         Self {

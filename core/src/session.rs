@@ -17,7 +17,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use crate::command::{parse_command, sanitize_for_reply};
 pub use crate::contract::{
-    Action, CheckId, CommandCheck, DataMode, DataPathRequest, ForwardError, ForwardId, Note,
+    Action, CheckId, CommandCheck, ConfigError, DataMode, DataPathRequest, ForwardError, ForwardId, Note,
     NoteKind, SessionConfig, Verdict,
 };
 use crate::endpoint::{
@@ -130,7 +130,14 @@ pub struct Session {
 }
 
 impl Session {
-    /// A session for one new control connection.
+    /// A session for one new control connection, if its configuration makes sense.
+    pub fn try_new(config: SessionConfig) -> Result<Self, ConfigError> {
+        config.validate()?;
+        Ok(Self::new(config))
+    }
+
+    /// A session for one new control connection; a `max_line` below 512 is raised to 512.
+    /// Hosts that take a configuration from outside use [`Session::try_new`].
     pub fn new(config: SessionConfig) -> Self {
         let max_line = config.max_line.max(512);
         Self {
