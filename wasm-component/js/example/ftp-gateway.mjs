@@ -99,7 +99,7 @@ function serveClient(client) {
     const expected = plainIp(expectPeer ?? (mode === 'active' ? upstream.remoteAddress : null));
     const sockets = new Set();
     let closed = false;
-    let finishedOpen = 2; // both sockets of the data connection must close
+    let open = 2; // sockets of the data connection not yet closed
     const listener = net.createServer({ pauseOnConnect: true });
     const timer = setTimeout(() => { if (sockets.size === 0) finish(); }, DATA_ACCEPT_TIMEOUT_MS);
 
@@ -131,14 +131,15 @@ function serveClient(client) {
       clearTimeout(timer);
       listener.close(); // one data connection per path
       const outgoing = net.connect({ host: targetHost, port: targetPort });
-      for (const s of [incoming, outgoing]) {
-        sockets.add(s);
-        s.on('error', () => { incoming.destroy(); outgoing.destroy(); });
-        s.on('close', () => { if (--finishedOpen === 0) finish(); });
+      for (const [from, to] of [[incoming, outgoing], [outgoing, incoming]]) {
+        sockets.add(to);
+        to.on('error', () => { incoming.destroy(); outgoing.destroy(); });
+        to.on('close', () => { if (--open === 0) finish(); }); // failed, or both sides done
+        // Done when one side has sent everything and it was all written to the other side
+        // (pipe() ends `to` after `from` ended; 'finish' = flushed, FIN sent).
+        to.on('finish', () => { if (from.readableEnded) finish(); });
       }
       outgoing.on('connect', () => {
-        // pipe() ends the other side once a side's bytes are all written: when both
-        // sockets have closed, every byte was delivered.
         incoming.pipe(outgoing);
         outgoing.pipe(incoming);
         incoming.resume();

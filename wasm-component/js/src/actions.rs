@@ -1,12 +1,61 @@
 //! The core's [`Action`]s as the plain JavaScript objects the package hands out:
 //! `{type: "toServer", bytes}`, `{type: "openDataPath", id, mode, ...}`, and so on (the
 //! TypeScript `Action` type in `lib.rs` lists them all).
+//!
+//! Each object is built by one small JavaScript function, one call per action: the type,
+//! mode and kind words are JavaScript constants picked by number, so the common case (a
+//! relayed line) crosses the boundary once with its bytes and decodes no string. Setting
+//! properties one `Reflect.set` at a time, with each key decoded from UTF-8, cost ten times
+//! as much per line.
 
 use ftp_tunnel_core::session::{Action, DataMode, NoteKind};
-use js_sys::{Object, Reflect, Uint8Array};
-use wasm_bindgen::JsValue;
+use wasm_bindgen::prelude::*;
 
-/// The `type` field of each action, contract 0.2's variant names in camelCase.
+#[wasm_bindgen(inline_js = r#"
+const NOTE_KINDS = ['rewrite', 'refused', 'malformed', 'forwardFailed', 'denied', 'transfer'];
+export function bytesAction(toClient, bytes) {
+  return { type: toClient ? 'toClient' : 'toServer', bytes };
+}
+export function openDataPathAction(id, passive, targetHost, targetPort, expectPeer) {
+  return { type: 'openDataPath', id, mode: passive ? 'passive' : 'active', targetHost, targetPort,
+    expectPeer: expectPeer ?? null };
+}
+export function closeDataPathAction(id) {
+  return { type: 'closeDataPath', id };
+}
+export function checkCommandAction(id, verb, argument) {
+  return { type: 'checkCommand', id, verb, argument };
+}
+export function noteAction(kind, original, replacement, forward) {
+  return { type: 'note', kind: NOTE_KINDS[kind], original, replacement, forward: forward ?? null };
+}
+"#)]
+extern "C" {
+    #[wasm_bindgen(js_name = bytesAction)]
+    fn bytes_action(to_client: bool, bytes: Vec<u8>) -> JsValue;
+    #[wasm_bindgen(js_name = openDataPathAction)]
+    fn open_data_path_action(
+        id: u32,
+        passive: bool,
+        target_host: String,
+        target_port: u16,
+        expect_peer: Option<String>,
+    ) -> JsValue;
+    #[wasm_bindgen(js_name = closeDataPathAction)]
+    fn close_data_path_action(id: u32) -> JsValue;
+    #[wasm_bindgen(js_name = checkCommandAction)]
+    fn check_command_action(id: u32, verb: String, argument: String) -> JsValue;
+    #[wasm_bindgen(js_name = noteAction)]
+    fn note_action(
+        kind: u8,
+        original: String,
+        replacement: String,
+        forward: Option<u32>,
+    ) -> JsValue;
+}
+
+/// The `type` field of each action, contract 0.2's variant names in camelCase (the strings
+/// the JavaScript above writes).
 pub fn type_name(action: &Action) -> &'static str {
     match action {
         Action::ToServer(_) => "toServer",
@@ -18,64 +67,49 @@ pub fn type_name(action: &Action) -> &'static str {
     }
 }
 
-/// A note's `kind`, contract 0.2's `note-kind` in camelCase.
-pub fn note_kind(kind: NoteKind) -> &'static str {
-    match kind {
-        NoteKind::Rewrite => "rewrite",
-        NoteKind::Refused => "refused",
-        NoteKind::Malformed => "malformed",
-        NoteKind::ForwardFailed => "forwardFailed",
-        NoteKind::Denied => "denied",
-        NoteKind::Transfer => "transfer",
-    }
-}
+/// The note kinds in the order of `NOTE_KINDS` above: contract 0.2's `note-kind` in camelCase.
+pub const NOTE_KINDS: [&str; 6] = [
+    "rewrite",
+    "refused",
+    "malformed",
+    "forwardFailed",
+    "denied",
+    "transfer",
+];
 
-/// A data path's `mode`.
-pub fn mode(mode: DataMode) -> &'static str {
-    mode.as_str()
+/// A note kind's index in [`NOTE_KINDS`].
+pub fn note_kind_index(kind: NoteKind) -> u8 {
+    match kind {
+        NoteKind::Rewrite => 0,
+        NoteKind::Refused => 1,
+        NoteKind::Malformed => 2,
+        NoteKind::ForwardFailed => 3,
+        NoteKind::Denied => 4,
+        NoteKind::Transfer => 5,
+    }
 }
 
 /// One action as a fresh plain object.
 pub fn to_js(action: Action) -> JsValue {
-    let object = Object::new();
-    set(&object, "type", type_name(&action).into());
     match action {
-        Action::ToServer(bytes) | Action::ToClient(bytes) => {
-            set(&object, "bytes", Uint8Array::from(bytes.as_slice()).into());
-        }
-        Action::OpenForward { id, request } => {
-            set(&object, "id", id.into());
-            set(&object, "mode", mode(request.mode).into());
-            set(&object, "targetHost", request.target_host.into());
-            set(&object, "targetPort", request.target_port.into());
-            let peer = request
-                .expect_peer
-                .map_or(JsValue::NULL, |ip| ip.to_string().into());
-            set(&object, "expectPeer", peer);
-        }
-        Action::CloseForward { id } => set(&object, "id", id.into()),
-        Action::CheckCommand(check) => {
-            set(&object, "id", check.id.into());
-            set(&object, "verb", check.verb.into());
-            set(&object, "argument", check.argument.into());
-        }
-        Action::Note(note) => {
-            set(&object, "kind", note_kind(note.kind).into());
-            set(&object, "original", note.original.into());
-            set(&object, "replacement", note.replacement.into());
-            set(
-                &object,
-                "forward",
-                note.forward.map_or(JsValue::NULL, JsValue::from),
-            );
-        }
+        Action::ToServer(bytes) => bytes_action(false, bytes),
+        Action::ToClient(bytes) => bytes_action(true, bytes),
+        Action::OpenForward { id, request } => open_data_path_action(
+            id,
+            request.mode == DataMode::Passive,
+            request.target_host,
+            request.target_port,
+            request.expect_peer.map(|ip| ip.to_string()),
+        ),
+        Action::CloseForward { id } => close_data_path_action(id),
+        Action::CheckCommand(check) => check_command_action(check.id, check.verb, check.argument),
+        Action::Note(note) => note_action(
+            note_kind_index(note.kind),
+            note.original,
+            note.replacement,
+            note.forward,
+        ),
     }
-    object.into()
-}
-
-fn set(object: &Object, key: &str, value: JsValue) {
-    // Defining a property on a fresh, unfrozen plain object cannot fail.
-    let _ = Reflect::set(object, &JsValue::from_str(key), &value);
 }
 
 #[cfg(test)]
@@ -141,8 +175,7 @@ mod tests {
                     }
                 })
                 .collect();
-            assert_eq!(note_kind(kind), camel);
+            assert_eq!(NOTE_KINDS[usize::from(note_kind_index(kind))], camel);
         }
-        assert_eq!(mode(DataMode::Active), "active");
     }
 }

@@ -34,10 +34,18 @@ export async function poll(what, check, ms = 15_000) {
   }
 }
 
-/** A temporary directory, removed by the returned function. */
+/** `promise`, or a rejection naming `what` if it has not settled within `ms`. */
+export function within(what, promise, ms = 15_000) {
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** A fresh temporary directory (left for inspection; the system cleans its temp dir). */
 export function tempDir(prefix) {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `ftpt-js-${prefix}-`));
-  return dir;
+  return fs.mkdtempSync(path.join(os.tmpdir(), `ftpt-js-${prefix}-`));
 }
 
 /** A port nothing listens on right now (for vsftpd, which cannot report the one it took). */
