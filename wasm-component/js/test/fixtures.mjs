@@ -144,16 +144,26 @@ export async function startVsftpd() {
 }
 
 /** The example gateway in front of 127.0.0.1:`serverPort`; resolves once it printed its line. */
-export async function startGateway(serverPort) {
+export async function startGateway(serverPort, listenHost = '127.0.0.1') {
   const dir = tempDir('gateway');
-  const proc = start(process.execPath, [GATEWAY, '--listen', '127.0.0.1:0', '--server', `127.0.0.1:${serverPort}`],
+  const listen = listenHost.includes(':') ? `[${listenHost}]:0` : `${listenHost}:0`;
+  const proc = start(process.execPath, [GATEWAY, '--listen', listen, '--server', `127.0.0.1:${serverPort}`],
     path.join(dir, 'out.log'));
   const port = await poll('the gateway to listen', () => {
-    const m = /listening on 127\.0\.0\.1:(\d+)/.exec(proc.output());
+    const m = /^ftp-gateway listening on (?:\[[^\]]+\]|[\d.]+):(\d+),/m.exec(proc.output());
     if (!m && proc.child.exitCode !== null) throw new Error(`gateway exited:\n${proc.output()}`);
     return m && Number(m[1]);
   });
   return { ...proc, port, dir };
+}
+
+/** Whether this machine has IPv6 loopback (containers may not). */
+export function hasIpv6Loopback() {
+  return new Promise((resolve) => {
+    const s = net.createServer();
+    s.on('error', () => resolve(false));
+    s.listen(0, '::1', () => s.close(() => resolve(true)));
+  });
 }
 
 /** Runs a program to completion; resolves with {code, stdout, stderr}, never rejects. */

@@ -9,7 +9,8 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import {
-  GATEWAY, freePort, ftplib, makeFile, poll, run, sha256, startGateway, startPyftpd, startVsftpd, tempDir, within,
+  GATEWAY, freePort, ftplib, hasIpv6Loopback, makeFile, poll, run, sha256, startGateway, startPyftpd, startVsftpd,
+  tempDir, within,
 } from './fixtures.mjs';
 
 const SIZE = 3 * 1024 * 1024 + 17; // several socket buffers: proves the 226 waits for the data
@@ -108,6 +109,40 @@ for (const [serverName, startServer] of [['pyftpdlib', startPyftpd], ['vsftpd', 
     }));
   });
 }
+
+const ipv6 = await hasIpv6Loopback();
+describe('gateway for an IPv6 client in front of an IPv4 server', () => {
+  let server;
+  let gw;
+  let work;
+  before(async () => {
+    if (!ipv6) return;
+    work = tempDir('work6');
+    server = await startPyftpd();
+    gw = await startGateway(server.port, '::1');
+  });
+  after(async () => {
+    await gw?.stop();
+    await server?.stop();
+  });
+
+  for (const mode of ['passive', 'active']) {
+    test(`curl ${mode} over [::1]: upload, download, sha256`, { skip: !ipv6 && 'no IPv6 loopback here' }, async () => {
+      const name = `v6-${mode}.bin`;
+      const local = path.join(work, name);
+      const sum = makeFile(local, 256 * 1024);
+      const url = `ftp://[::1]:${gw.port}/${name}`;
+      ok(await curl(gw, server, mode, '-g', '-T', local, url), 'upload');
+      assert.equal(sha256(path.join(server.uploadLocal, name)), sum);
+      const back = path.join(work, `${name}.back`);
+      ok(await curl(gw, server, mode, '-g', '-o', back, url), 'download');
+      assert.equal(sha256(back), sum);
+      // EPSV answered with a port only; EPRT naming ::1 becomes PORT/EPRT on the IPv4 side.
+      const rewrite = mode === 'passive' ? /rewrite: 229 .* -> 229 / : /rewrite: EPRT \|2\|::1\|\d+\| -> (PORT 127,0,0,1,|EPRT \|1\|127\.0\.0\.1\|)/;
+      assert.match(gw.output(), rewrite, gw.output());
+    });
+  }
+});
 
 /** A minimal FTP client on a raw socket: final replies as strings. */
 async function rawControl(port) {
