@@ -67,9 +67,19 @@ function serveClient(client) {
     upstream.setTimeout(0);
   });
 
-  // Feeds one answer to the core (if this session still runs) and carries out what it asks.
+  // Feeds one input to the core (if this session still runs) and carries out what it asks.
+  // A throw (a malformed answer: a bug here) ends this client's session, not the gateway.
   function step(call) {
-    if (alive) run(call());
+    if (!alive) return;
+    let actions;
+    try {
+      actions = call();
+    } catch (e) {
+      process.stderr.write(`${label} ftp-gateway: ${e.message}\n`);
+      client.write('421 ftp-gateway: internal error; closing this session.\r\n');
+      return end();
+    }
+    run(actions);
   }
 
   function run(actions) {
