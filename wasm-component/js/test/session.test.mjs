@@ -141,3 +141,20 @@ test('checkCommands: every command waits for commandVerdict', () => {
   assert.equal(denied[2].verb, 'NOOP');
   assert.deepEqual(s.commandVerdict(denied[2].id, 'allow').map(text), ['NOOP\r\n']);
 });
+
+test('an IPv4-mapped clientPeer (a dual-stack socket\'s peer) is taken as the IPv4 address', () => {
+  const s = Session.create({ clientPeer: '::ffff:127.0.0.1', serverHost: 'ftp.example.invalid' });
+  assert.ok(s instanceof Session);
+  s.fromServer(bytes('220 hi\r\n'));
+  s.fromClient(bytes('EPSV\r\n'));
+  const [open] = s.fromServer(bytes('229 Entering Extended Passive Mode (|||40001|)\r\n'));
+  assert.deepEqual([open.targetHost, open.targetPort, open.expectPeer], ['ftp.example.invalid', 40001, '127.0.0.1']);
+  // The client's own address in PORT is not a bounce; the new data path replaces the old.
+  s.forwardOpened(open.id, { ok: { address: '127.0.0.1', port: 2000 } });
+  const [close, active] = s.fromClient(bytes('PORT 127,0,0,1,7,208\r\n'));
+  assert.deepEqual(close, { type: 'closeDataPath', id: open.id });
+  // expectPeer is null: the server is a host name, the session cannot know its address.
+  assert.deepEqual([active.type, active.mode, active.targetHost, active.expectPeer],
+    ['openDataPath', 'active', '127.0.0.1', null]);
+  s.free();
+});
