@@ -5,7 +5,7 @@
 //! Each object is built by one small JavaScript function, one call per action: the type,
 //! mode and kind words are JavaScript constants picked by number, so the common case (a
 //! relayed line) crosses the boundary once with its bytes and decodes no string. Setting
-//! properties one `Reflect.set` at a time, with each key decoded from UTF-8, cost ten times
+//! properties one `Reflect.set` at a time, with each key decoded from UTF-8, cost three times
 //! as much per line.
 
 use ftp_tunnel_core::session::{Action, DataMode, NoteKind};
