@@ -6,8 +6,10 @@ use std::time::Duration;
 
 use clap::{ArgAction, Parser, Subcommand};
 
+use crate::resolve::{LoginArgs, ResolveError, resolve};
 use crate::spec::ForwardSpec;
-use crate::ssh::{SshOptions, StrictHostKeyChecking};
+use crate::ssh::AddressFamily;
+use crate::ssh_config::Context;
 use crate::settings::FtpSettings;
 use crate::tunnel::TunnelConfig;
 
@@ -92,6 +94,61 @@ pub struct Cli {
     #[arg(short = 'R', value_name = "SPEC", action = ArgAction::Append)]
     pub remote: Vec<ForwardSpec>,
 
+    // --- OpenSSH client flags (issue 9) ---
+    /// Accepted for OpenSSH compatibility: ftp-tunnel never runs a remote command.
+    #[arg(short = 'N')]
+    pub no_command: bool,
+
+    /// Accepted for OpenSSH compatibility: ftp-tunnel never allocates a terminal.
+    #[arg(short = 'T')]
+    pub no_tty: bool,
+
+    /// Go to the background once authenticated and every forward is up.
+    #[arg(short = 'f')]
+    pub background: bool,
+
+    /// Ciphers, in OpenSSH's list syntax (`a,b`, `+a`, `-a`, `^a`).
+    #[arg(short = 'c', value_name = "CIPHERS")]
+    pub ciphers: Option<String>,
+
+    /// MACs, in OpenSSH's list syntax.
+    #[arg(short = 'm', value_name = "MACS")]
+    pub macs: Option<String>,
+
+    /// Use IPv4 addresses only.
+    #[arg(short = '4', conflicts_with = "ipv6")]
+    pub ipv4: bool,
+
+    /// Use IPv6 addresses only.
+    #[arg(short = '6')]
+    pub ipv6: bool,
+
+    /// Compress the SSH connection (zlib).
+    #[arg(short = 'C')]
+    pub compression: bool,
+
+    /// Append the log to LOGFILE instead of standard error.
+    #[arg(short = 'E', value_name = "LOGFILE")]
+    pub log_file: Option<PathBuf>,
+
+    /// The ssh client configuration file (default ~/.ssh/config; `none` for none).
+    #[arg(short = 'F', value_name = "CONFIGFILE")]
+    pub ssh_config: Option<PathBuf>,
+
+    /// Reach the SSH server through these jump hosts: `[user@]host[:port][,...]`.
+    #[arg(short = 'J', value_name = "DESTINATION")]
+    pub jump: Option<String>,
+
+    /// Agent forwarding (accepted; needs a session channel, which ftp-tunnel never opens,
+    /// as `ssh -N`).
+    #[arg(short = 'A')]
+    pub forward_agent: bool,
+
+    /// ftp-tunnel's own settings file (TOML; default ~/.config/ftp-tunnel/config.toml).
+    #[arg(long = "config", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    // --- end of OpenSSH client flags ---
+
     /// More log detail (-v: debug, -vv: trace).
     #[arg(short = 'v', action = ArgAction::Count)]
     pub verbose: u8,
@@ -128,69 +185,74 @@ pub enum CliError {
     /// Something else.
     #[error("{0}")]
     Usage(String),
+    /// The ssh client configuration file (`-F`, `~/.ssh/config`), with file and line.
+    #[error("{0}")]
+    Config(String),
 }
 
 impl Cli {
-    /// Builds the tunnel configuration from the arguments.
+    /// Builds the tunnel configuration from the arguments, `~/.ssh/config` (or `-F`).
     pub fn tunnel_config(&self) -> Result<TunnelConfig, CliError> {
+        self.tunnel_config_in(&Context::from_env())
+    }
+
+    /// [`tunnel_config`](Self::tunnel_config) with another home directory (tests).
+    pub fn tunnel_config_in(&self, ctx: &Context) -> Result<TunnelConfig, CliError> {
         let destination = self
             .destination
             .as_deref()
             .ok_or_else(|| CliError::Usage("no SSH server given".to_owned()))?;
-        if self.local.is_empty() && self.remote.is_empty() {
+        let mut ftp = FtpSettings::default();
+        let mut ssh_options = Vec::new();
+        for option in &self.options {
+            if !apply_ftp_option(option, &mut ftp)? {
+                ssh_options.push(option.clone());
+            }
+        }
+        let args = LoginArgs {
+            destination: destination.to_owned(),
+            login: self.login.clone(),
+            port: self.port,
+            identity: self.identity.clone(),
+            options: ssh_options,
+            ciphers: self.ciphers.clone(),
+            macs: self.macs.clone(),
+            family: match (self.ipv4, self.ipv6) {
+                (true, _) => Some(AddressFamily::Inet),
+                (_, true) => Some(AddressFamily::Inet6),
+                _ => None,
+            },
+            compression: self.compression,
+            ssh_config: self.ssh_config.clone(),
+            jump: self.jump.clone(),
+            forward_agent: self.forward_agent,
+        };
+        let resolved = resolve(&args, ctx).map_err(|e| match e {
+            ResolveError::Config(e) => CliError::Config(e.to_string()),
+            ResolveError::Usage(e) => CliError::Usage(e),
+        })?;
+        // Command-line forwards first, then the configuration's, as ssh adds them.
+        let mut forwards = self.local.clone();
+        forwards.extend(resolved.local_forwards);
+        let mut remote_forwards = self.remote.clone();
+        remote_forwards.extend(resolved.remote_forwards);
+        if forwards.is_empty() && remote_forwards.is_empty() {
             return Err(CliError::Usage(
                 "nothing to forward: give at least one -L ftp/PORT:HOST:HOSTPORT or -R ftp/PORT:HOST:HOSTPORT"
                     .to_owned(),
             ));
         }
-        let (user_from_destination, host) = match destination.rsplit_once('@') {
-            Some((user, host)) => (Some(user.to_owned()), host.to_owned()),
-            None => (None, destination.to_owned()),
-        };
-        let host = host
-            .strip_prefix('[')
-            .and_then(|h| h.strip_suffix(']'))
-            .unwrap_or(&host)
-            .to_owned();
-        if host.is_empty() {
-            return Err(CliError::Usage("empty SSH host".to_owned()));
-        }
-        let default_user = std::env::var("USER").unwrap_or_else(|_| "root".to_owned());
-        let mut ssh = SshOptions::new(host, 22, default_user);
-        let mut ftp = FtpSettings::default();
-        let mut option_port = None;
-        let mut option_user = None;
-        for option in &self.options {
-            apply_option(
-                option,
-                &mut ssh,
-                &mut ftp,
-                &mut option_port,
-                &mut option_user,
-            )?;
-        }
-        // Command-line flags win over -o, as in OpenSSH.
-        ssh.port = self.port.or(option_port).unwrap_or(22);
-        if let Some(user) = self.login.clone().or(user_from_destination).or(option_user) {
-            ssh.user = user;
-        }
-        ssh.identity_files.extend(self.identity.iter().cloned());
         Ok(TunnelConfig {
-            ssh,
-            forwards: self.local.clone(),
-            remote_forwards: self.remote.clone(),
+            ssh: resolved.ssh,
+            forwards,
+            remote_forwards,
             ftp,
         })
     }
 }
 
-fn apply_option(
-    option: &str,
-    ssh: &mut SshOptions,
-    ftp: &mut FtpSettings,
-    port: &mut Option<u16>,
-    user: &mut Option<String>,
-) -> Result<(), CliError> {
+/// Applies an FTP option (`TrustPassiveAddress`, …); `Ok(false)` when it is not one.
+fn apply_ftp_option(option: &str, ftp: &mut FtpSettings) -> Result<bool, CliError> {
     let bad = |reason: String| CliError::BadOption {
         option: option.to_owned(),
         reason,
@@ -206,19 +268,6 @@ fn apply_option(
         _ => Err(bad(format!("expected yes or no, got {value:?}"))),
     };
     match name.to_ascii_lowercase().as_str() {
-        "userknownhostsfile" => ssh.known_hosts = expand_tilde(value),
-        "stricthostkeychecking" => {
-            ssh.strict_host_key_checking = value.parse::<StrictHostKeyChecking>().map_err(bad)?
-        }
-        "identityfile" => ssh.identity_files.push(expand_tilde(value)),
-        "port" => *port = Some(value.parse().map_err(|_| bad("not a port".to_owned()))?),
-        "user" => *user = Some(value.to_owned()),
-        "connecttimeout" => {
-            let seconds: u64 = value
-                .parse()
-                .map_err(|_| bad("expected whole seconds".to_owned()))?;
-            ssh.connect_timeout = Duration::from_secs(seconds.max(1));
-        }
         "trustpassiveaddress" => ftp.trust_passive_address = yes_no(value)?,
         "allowforeigndataaddress" => ftp.allow_foreign_data_address = yes_no(value)?,
         "passivebindaddress" => {
@@ -235,16 +284,9 @@ fn apply_option(
                 .map_err(|_| bad("expected whole seconds".to_owned()))?;
             ftp.data_timeout = Duration::from_secs(seconds.max(1));
         }
-        _ => return Err(bad(format!("unknown option {name:?}"))),
+        _ => return Ok(false),
     }
-    Ok(())
-}
-
-fn expand_tilde(path: &str) -> PathBuf {
-    match path.strip_prefix("~/") {
-        Some(rest) => std::env::home_dir().unwrap_or_default().join(rest),
-        None => PathBuf::from(path),
-    }
+    Ok(true)
 }
 
 #[cfg(test)]

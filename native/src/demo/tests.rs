@@ -285,6 +285,7 @@ async fn tunnel_refuses_a_wrong_host_key() {
             known_hosts,
             strict_host_key_checking: StrictHostKeyChecking::Yes,
             connect_timeout: DEADLINE,
+            ..SshOptions::new("127.0.0.1", 0, "demo")
         },
         forwards: vec![],
         remote_forwards: vec![],

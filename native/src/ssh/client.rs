@@ -7,13 +7,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use russh::client::{self, Msg};
-use russh::keys::{Algorithm, HashAlg, PrivateKey, PublicKey};
-use russh::{ChannelOpenFailure, Disconnect, Preferred, cipher};
+use russh::keys::{Algorithm, HashAlg, PublicKey};
+use russh::{ChannelOpenFailure, Disconnect, Preferred, cipher, compression};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
-use super::auth::{authenticate, load_identities};
+use super::auth::{Credential, Login, authenticate};
 pub use super::error::SshError;
 use super::handler::{ClientHandler, ForwardedChannel, HostKeyPolicy, Routes};
 use super::known_hosts;
@@ -39,7 +39,7 @@ const FORWARD_BACKLOG: usize = 16;
 #[derive(Clone)]
 pub(crate) struct Pinned {
     pub(crate) host_key: PublicKey,
-    pub(crate) auth_key: Arc<PrivateKey>,
+    pub(crate) auth_key: Credential,
 }
 
 /// One authenticated SSH connection.
@@ -47,7 +47,9 @@ pub struct SshConnection {
     handle: client::Handle<ClientHandler>,
     addr: String,
     host_key: PublicKey,
-    auth_key: Arc<PrivateKey>,
+    auth_key: Credential,
+    /// The jump host's connection (`ProxyJump`), which carries this one.
+    _jump: Option<Arc<SshConnection>>,
     routes: Routes,
     closed_rx: watch::Receiver<Option<String>>,
     closing: AtomicBool,
@@ -72,7 +74,7 @@ impl SshConnection {
     pub(crate) fn pinned(&self) -> Pinned {
         Pinned {
             host_key: self.host_key.clone(),
-            auth_key: Arc::clone(&self.auth_key),
+            auth_key: self.auth_key.clone(),
         }
     }
 
@@ -82,26 +84,30 @@ impl SshConnection {
     ) -> Result<SshConnection, SshError> {
         let addr = display_addr(&opts.host, opts.port);
         // Keys first: a bad identity file should not cost a network round trip.
-        let keys = match &pinned {
-            Some(p) => vec![(
-                "(key of the first connection)".to_string(),
-                Arc::clone(&p.auth_key),
-            )],
-            None => load_identities(opts)?,
+        let login = match &pinned {
+            Some(p) => Login::pinned(p.auth_key.clone()),
+            None => Login::prepare(opts)?,
         };
         let policy = match &pinned {
             Some(p) => HostKeyPolicy::Pinned(p.host_key.clone()),
             None => HostKeyPolicy::KnownHosts {
                 path: opts.known_hosts.clone(),
                 strict: opts.strict_host_key_checking,
+                hash: opts.hash_known_hosts,
             },
         };
         // russh reads each packet with two exact reads (length, then body): a buffer below it
         // turns that into one large recv for many packets, and one TCP_QUICKACK re-arm each.
-        let stream = tokio::io::BufReader::with_capacity(
-            SSH_READ_BUFFER,
-            connect_tcp(&opts.host, opts.port, opts.connect_timeout).await?,
-        );
+        let (jump, via_jump, direct) = match &opts.jump {
+            Some(j) => {
+                let (conn, stream) = super::jump::open(j, &opts.host, opts.port).await?;
+                (Some(conn), Some(stream), None)
+            }
+            None => {
+                let tcp = connect_tcp(opts, opts.connect_timeout).await?;
+                (None, None, Some(tokio::io::BufReader::with_capacity(SSH_READ_BUFFER, tcp)))
+            }
+        };
 
         let (closed_tx, closed_rx) = watch::channel(None);
         let routes: Routes = Arc::default();
@@ -119,8 +125,12 @@ impl SshConnection {
         let config = Arc::new(client_config(opts, pinned.as_ref()));
 
         let handshake = async {
-            let mut handle = client::connect_stream(config, stream, handler)
-                .await
+            let connected = match (via_jump, direct) {
+                (Some(s), _) => client::connect_stream(config, s, handler).await,
+                (None, Some(s)) => client::connect_stream(config, s, handler).await,
+                (None, None) => unreachable!("one stream is always set"),
+            };
+            let mut handle = connected
                 .map_err(|e| match e {
                     SshError::Protocol(e) => SshError::Handshake {
                         addr: addr.clone(),
@@ -128,7 +138,7 @@ impl SshConnection {
                     },
                     other => other,
                 })?;
-            let auth_key = authenticate(&mut handle, opts, keys).await?;
+            let auth_key = authenticate(&mut handle, opts, login, &prompting).await?;
             Ok::<_, SshError>((handle, auth_key))
         };
         let (handle, auth_key) = with_deadline(handshake, opts.connect_timeout, &prompting)
@@ -151,6 +161,7 @@ impl SshConnection {
             addr,
             host_key,
             auth_key,
+            _jump: jump,
             routes,
             closed_rx,
             closing: AtomicBool::new(false),
@@ -424,7 +435,8 @@ async fn with_deadline<F: Future>(
     }
 }
 
-async fn connect_tcp(host: &str, port: u16, limit: Duration) -> Result<TunedStream, SshError> {
+async fn connect_tcp(opts: &SshOptions, limit: Duration) -> Result<TunedStream, SshError> {
+    let (host, port) = (opts.host.as_str(), opts.port);
     let addr = display_addr(host, port);
     let deadline = Instant::now() + limit;
     let timeout = || SshError::Timeout {
@@ -440,7 +452,7 @@ async fn connect_tcp(host: &str, port: u16, limit: Duration) -> Result<TunedStre
                     source,
                 });
             }
-            Ok(Ok(a)) => a.collect(),
+            Ok(Ok(a)) => a.filter(|a| opts.address_family.allows(a)).collect(),
         };
     let mut last = None;
     for sa in addrs {
@@ -521,14 +533,23 @@ fn client_config(opts: &SshOptions, pinned: Option<&Pinned>) -> client::Config {
             rekey_read_limit: rekey,
             rekey_time_limit: Duration::from_secs(3600),
         },
-        keepalive_interval: Some(KEEPALIVE_INTERVAL),
-        keepalive_max: KEEPALIVE_MAX,
+        keepalive_interval: match opts.server_alive {
+            Some((interval, _)) if interval.is_zero() => None,
+            Some((interval, _)) => Some(interval),
+            None => Some(KEEPALIVE_INTERVAL),
+        },
+        keepalive_max: opts.server_alive.map_or(KEEPALIVE_MAX, |(_, max)| max),
         nodelay: true,
-        preferred: Preferred {
+        preferred: opts.algorithms.apply(Preferred {
             cipher: ciphers.into(),
             key: key_algs.into(),
+            compression: if opts.compression {
+                vec![compression::ZLIB_LEGACY, compression::ZLIB, compression::NONE].into()
+            } else {
+                vec![compression::NONE].into()
+            },
             ..Preferred::DEFAULT
-        },
+        }),
         ..client::Config::default()
     }
 }

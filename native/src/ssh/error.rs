@@ -114,28 +114,27 @@ pub enum SshError {
         /// The default paths looked at.
         searched: Vec<String>,
     },
-    /// The server refused every key.
-    #[error("ssh: {user}@{host}: Permission denied (publickey); tried {}", if tried.is_empty() { "no key".to_string() } else { tried.join(", ") })]
+    /// Every method the server allows was tried and failed, in OpenSSH's words.
+    #[error("ssh: {user}@{host}: Permission denied ({methods}).")]
     AuthFailed {
         /// Remote user.
         user: String,
         /// Server host.
         host: String,
-        /// The key files offered.
-        tried: Vec<String>,
+        /// The methods the server last said it accepts.
+        methods: String,
     },
-    /// The key was accepted but the server wants another factor we do not support.
-    #[error(
-        "ssh: {user}@{host}: key accepted but the server requires further authentication ({remaining}), which is not supported"
-    )]
-    AuthPartial {
-        /// Remote user.
-        user: String,
-        /// Server host.
-        host: String,
-        /// Methods the server would accept next.
-        remaining: String,
+    /// The jump host (`ProxyJump` / `-J`) could not be reached or could not reach the target.
+    #[error("{source} (through jump host {via})")]
+    Jump {
+        /// `user@host:port` of the jump host.
+        via: String,
+        /// What failed there.
+        source: Box<SshError>,
     },
+    /// The ssh-agent failed while signing.
+    #[error("ssh: agent: {0}")]
+    Agent(String),
     /// The server refused `tcpip-forward`.
     #[error(
         "ssh: the server refused remote port forwarding on {bind_host}:{bind_port} (sshd's AllowTcpForwarding is probably 'local' or 'no', or the port is in use)"

@@ -29,6 +29,8 @@ pub(crate) enum HostKeyPolicy {
     KnownHosts {
         path: PathBuf,
         strict: StrictHostKeyChecking,
+        /// `HashKnownHosts`: record new keys under a hashed name.
+        hash: bool,
     },
     /// Accept exactly this key (a pool's later connections, after the first one verified it).
     Pinned(PublicKey),
@@ -61,7 +63,7 @@ impl ClientHandler {
                     })
                 };
             }
-            HostKeyPolicy::KnownHosts { path, strict } => (path.clone(), *strict),
+            HostKeyPolicy::KnownHosts { path, strict, .. } => (path.clone(), *strict),
         };
         let status = match known_hosts::check(&path, &self.host, self.port, key) {
             Ok(s) => s,
@@ -117,7 +119,8 @@ impl ClientHandler {
 
     fn learn(&self, path: &std::path::Path, key: &PublicKey) {
         let name = known_hosts::host_port_name(&self.host, self.port);
-        match known_hosts::append(path, &self.host, self.port, key) {
+        let hash = matches!(self.policy, HostKeyPolicy::KnownHosts { hash: true, .. });
+        match known_hosts::append(path, &self.host, self.port, key, hash) {
             // OpenSSH's wording, so users recognise it.
             Ok(()) => tracing::warn!(
                 "Permanently added '{name}' ({}) to the list of known hosts ({}).",

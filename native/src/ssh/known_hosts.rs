@@ -151,7 +151,7 @@ fn hashed_matches(salt_and_hash: &str, name: &str) -> bool {
 }
 
 /// `*` and `?` wildcards, iteratively (no recursion depth to exhaust on hostile patterns).
-fn glob_matches(pattern: &[u8], text: &[u8]) -> bool {
+pub(crate) fn glob_matches(pattern: &[u8], text: &[u8]) -> bool {
     let (mut p, mut t) = (0usize, 0usize);
     let mut star: Option<(usize, usize)> = None;
     while t < text.len() {
@@ -225,8 +225,9 @@ pub fn known_algorithms(path: &Path, host: &str, port: u16) -> Vec<Algorithm> {
     algs
 }
 
-/// Appends `host key` like OpenSSH does on first contact (unhashed).
-pub fn append(path: &Path, host: &str, port: u16, key: &PublicKey) -> io::Result<()> {
+/// Appends `host key` like OpenSSH does on first contact; with `hash`, the name is
+/// written as `|1|salt|HMAC-SHA1(salt, name)` (`HashKnownHosts yes`).
+pub fn append(path: &Path, host: &str, port: u16, key: &PublicKey, hash: bool) -> io::Result<()> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent)?;
     }
@@ -254,12 +255,32 @@ pub fn append(path: &Path, host: &str, port: u16, key: &PublicKey) -> io::Result
     if needs_newline {
         line.push('\n');
     }
-    line.push_str(&host_port_name(host, port));
+    let name = host_port_name(host, port);
+    if hash {
+        line.push_str(&hashed_name(&name, &rand_salt()?));
+    } else {
+        line.push_str(&name);
+    }
     line.push(' ');
     line.push_str(&key_text);
     line.push('\n');
     file.write_all(line.as_bytes())?;
     file.flush()
+}
+
+/// `|1|base64(salt)|base64(HMAC-SHA1(salt, name))`, OpenSSH's hashed host name.
+pub fn hashed_name(name: &str, salt: &[u8; 20]) -> String {
+    let mac = <Hmac<Sha1> as KeyInit>::new_from_slice(salt)
+        .map(|m| m.chain_update(name.as_bytes()).finalize().into_bytes().to_vec())
+        .unwrap_or_default();
+    format!("|1|{}|{}", BASE64.encode(salt), BASE64.encode(&mac))
+}
+
+/// 20 random bytes from the kernel (SHA-1's block of salt, as OpenSSH uses).
+fn rand_salt() -> io::Result<[u8; 20]> {
+    let mut salt = [0u8; 20];
+    File::open("/dev/urandom")?.read_exact(&mut salt)?;
+    Ok(salt)
 }
 
 #[cfg(test)]
@@ -355,7 +376,7 @@ mod tests {
         );
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(&p, "other ssh-ed25519 AAAA").unwrap(); // no trailing newline
-        append(&p, "h", 2200, &key(K1)).unwrap();
+        append(&p, "h", 2200, &key(K1), false).unwrap();
         assert_eq!(
             check(&p, "h", 2200, &key(K1)).unwrap(),
             HostKeyStatus::Known
@@ -363,6 +384,23 @@ mod tests {
         let text = std::fs::read_to_string(&p).unwrap();
         assert!(text.ends_with(&format!("\n[h]:2200 {K1}\n")), "{text}");
         assert_eq!(known_algorithms(&p, "h", 2200), vec![Algorithm::Ed25519]);
+    }
+
+    #[test]
+    fn hashed_append_matches_and_hides_the_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("known_hosts");
+        append(&p, "gw.example.net", 2222, &key(K1), true).unwrap();
+        let text = std::fs::read_to_string(&p).unwrap();
+        assert!(text.starts_with("|1|") && !text.contains("gw.example"), "{text}");
+        assert_eq!(
+            check(&p, "gw.example.net", 2222, &key(K1)).unwrap(),
+            HostKeyStatus::Known
+        );
+        assert_eq!(
+            check(&p, "gw.example.net", 22, &key(K1)).unwrap(),
+            HostKeyStatus::Unknown
+        );
     }
 
     #[test]

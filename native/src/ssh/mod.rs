@@ -33,15 +33,18 @@
 //! Passphrase-protected keys and ssh-agent are not supported yet: such a key fails with
 //! a clear [`SshError::KeyLoad`].
 
+pub mod algorithms;
 mod auth;
 pub mod client;
 mod error;
 mod handler;
+mod jump;
+mod prompt;
 pub mod known_hosts;
 pub mod options;
 pub mod pool;
 pub mod tuned_stream;
 
 pub use client::{RemoteForward, SshConnection, SshError};
-pub use options::{SshOptions, StrictHostKeyChecking};
+pub use options::{AddressFamily, AgentSocket, AuthSettings, SshOptions, StrictHostKeyChecking};
 pub use pool::{DataLease, SshPool};

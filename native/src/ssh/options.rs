@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::algorithms::Algorithms;
+
 /// OpenSSH's StrictHostKeyChecking.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StrictHostKeyChecking {
@@ -51,6 +53,94 @@ pub struct SshOptions {
     pub strict_host_key_checking: StrictHostKeyChecking,
     /// Limit for the TCP connect and the SSH handshake (not counting a host key prompt).
     pub connect_timeout: Duration,
+    /// `Ciphers` / `-c`, `MACs` / `-m`, `KexAlgorithms`, `HostKeyAlgorithms`.
+    pub algorithms: Algorithms,
+    /// `Compression` / `-C`: offer zlib first.
+    pub compression: bool,
+    /// `AddressFamily` / `-4` / `-6`.
+    pub address_family: AddressFamily,
+    /// `HashKnownHosts`: record new host keys under a hashed name.
+    pub hash_known_hosts: bool,
+    /// `ServerAliveInterval` (`None` = the built-in keepalive) and `ServerAliveCountMax`.
+    pub server_alive: Option<(Duration, usize)>,
+    /// `ProxyJump` / `-J`: the host to reach this one through (itself possibly behind
+    /// another).
+    pub jump: Option<Box<SshOptions>>,
+    /// How to log in: agent, identity files, passwords.
+    pub auth: AuthSettings,
+}
+
+/// OpenSSH's `AddressFamily` (`-4` / `-6`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AddressFamily {
+    /// IPv4 or IPv6, whichever the name resolves to.
+    #[default]
+    Any,
+    /// IPv4 only (`-4`).
+    Inet,
+    /// IPv6 only (`-6`).
+    Inet6,
+}
+
+impl AddressFamily {
+    /// Whether an address of this family may be tried.
+    pub fn allows(self, addr: &std::net::SocketAddr) -> bool {
+        match self {
+            Self::Any => true,
+            Self::Inet => addr.is_ipv4(),
+            Self::Inet6 => addr.is_ipv6(),
+        }
+    }
+}
+
+/// Where the ssh-agent is (`IdentityAgent`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum AgentSocket {
+    /// `$SSH_AUTH_SOCK` (the default).
+    #[default]
+    FromEnv,
+    /// `IdentityAgent none`: do not use an agent.
+    Disabled,
+    /// A socket path.
+    Path(PathBuf),
+}
+
+/// Authentication settings, after OpenSSH's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthSettings {
+    /// The agent to ask for keys.
+    pub agent: AgentSocket,
+    /// `IdentitiesOnly`: of the agent's keys, offer only those whose file is configured.
+    pub identities_only: bool,
+    /// `PreferredAuthentications`, in order.
+    pub preferred: Vec<String>,
+    /// `NumberOfPasswordPrompts`.
+    pub password_prompts: u32,
+    /// `BatchMode`: never prompt.
+    pub batch_mode: bool,
+    /// `PubkeyAuthentication`.
+    pub pubkey: bool,
+    /// `PasswordAuthentication`.
+    pub password: bool,
+    /// `KbdInteractiveAuthentication`.
+    pub kbd_interactive: bool,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            agent: AgentSocket::FromEnv,
+            identities_only: false,
+            preferred: ["publickey", "keyboard-interactive", "password"]
+                .map(String::from)
+                .to_vec(),
+            password_prompts: 3,
+            batch_mode: false,
+            pubkey: true,
+            password: true,
+            kbd_interactive: true,
+        }
+    }
 }
 
 impl SshOptions {
@@ -64,6 +154,13 @@ impl SshOptions {
             known_hosts: default_ssh_dir().join("known_hosts"),
             strict_host_key_checking: StrictHostKeyChecking::Ask,
             connect_timeout: Duration::from_secs(30),
+            algorithms: Algorithms::default(),
+            compression: false,
+            address_family: AddressFamily::Any,
+            hash_known_hosts: false,
+            server_alive: None,
+            jump: None,
+            auth: AuthSettings::default(),
         }
     }
 
