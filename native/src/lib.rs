@@ -3,6 +3,7 @@
 // Denied everywhere; allowed in one place (`precompiled`), which says why.
 #![deny(unsafe_code)]
 
+pub mod background;
 pub mod cli;
 pub mod control_io;
 pub mod datapath;

@@ -18,7 +18,13 @@ const EXIT_USAGE: u8 = 2;
 fn main() -> ExitCode {
     malloc_arenas::use_one_arena();
     let cli = Cli::parse();
-    init_logging(&cli);
+    // -f: the foreground process only waits for a copy of itself (see background.rs).
+    if cli.background && cli.command.is_none() && !ftp_tunnel::background::is_child() {
+        return ftp_tunnel::background::run_in_background();
+    }
+    if let Err(message) = init_logging(&cli) {
+        return fail(EXIT_USAGE, &message);
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => return fail(EXIT_SSH_FAILURE, &format!("cannot start: {error}")),
@@ -42,6 +48,9 @@ async fn run(cli: Cli) -> ExitCode {
         Ok(tunnel) => tunnel,
         Err(error) => return fail(EXIT_SSH_FAILURE, &error.to_string()),
     };
+    if ftp_tunnel::background::is_child() {
+        ftp_tunnel::background::announce_ready();
+    }
     match tunnel.run(shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => fail(EXIT_SSH_FAILURE, &error.to_string()),
@@ -69,7 +78,7 @@ fn fail(code: u8, message: &str) -> ExitCode {
     ExitCode::from(code)
 }
 
-fn init_logging(cli: &Cli) {
+fn init_logging(cli: &Cli) -> Result<(), String> {
     // The demo prints its own report; the tunnel's info lines would interleave with it.
     let quiet = cli.quiet || cli.command.is_some();
     let default = match (quiet, cli.verbose) {
@@ -79,10 +88,26 @@ fn init_logging(cli: &Cli) {
         _ => "trace",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    // -E LOGFILE: appended to, as ssh -E does.
+    if let Some(path) = &cli.log_file {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| format!("-E {}: {e}", path.display()))?;
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::sync::Mutex::new(file))
+            .with_target(false)
+            .with_ansi(false)
+            .init();
+        return Ok(());
+    }
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(false)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    Ok(())
 }
