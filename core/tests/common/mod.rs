@@ -1,6 +1,9 @@
 //! Helpers shared by the core's integration tests.
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod codec_checks;
+pub mod session_model;
+
 use ftp_tunnel_core::framing::{Line, LineFramer};
 
 /// Frames the input pushed in the given pieces; returns every line and what stays pending.
