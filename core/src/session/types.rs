@@ -110,14 +110,17 @@ pub enum Action {
     ToServer(Vec<u8>),
     /// Write these bytes to the FTP client's control connection.
     ToClient(Vec<u8>),
-    /// Open a data forward and answer with [`Session::handle_forward_opened`](super::Session::handle_forward_opened).
+    /// Open a data forward and answer, now or later, with
+    /// [`Session::handle_forward_opened`](super::Session::handle_forward_opened). Each id is
+    /// asked for once.
     OpenForward {
         /// The session's name for it.
         id: ForwardId,
         /// What to open.
         request: ForwardRequest,
     },
-    /// Close a forward (listener, remote forward and any data connection of it).
+    /// Close a forward (listener, remote forward and any data connection of it). Comes once
+    /// for each forward answered as opened, never for one that failed or was never asked.
     CloseForward {
         /// The forward to close.
         id: ForwardId,
