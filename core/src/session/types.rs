@@ -119,8 +119,9 @@ pub enum Action {
         /// What to open.
         request: ForwardRequest,
     },
-    /// Close a forward (listener, remote forward and any data connection of it). Comes once
-    /// for each forward answered as opened, never for one that failed or was never asked.
+    /// Close a forward (listener, remote forward and any data connection of it). Comes at
+    /// most once per forward answered as opened, never for one that failed or was never
+    /// asked; what is still open when the control connection ends, the host closes.
     CloseForward {
         /// The forward to close.
         id: ForwardId,
