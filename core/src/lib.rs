@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 pub mod command;
+pub mod contract;
 pub mod endpoint;
 pub mod framing;
 pub mod reply;

@@ -1,10 +1,13 @@
-//! Hosts that answer forward requests later: regression tests for the two defects that
-//! deferred answers exposed (a data forward left open; a held reply waiting forever).
+//! Hosts that answer forward requests and command checks later: regression tests for the
+//! two defects that deferred answers exposed (a data forward left open; a held reply
+//! waiting forever), and for answers that come too late, twice, or for ids never asked.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-use ftp_tunnel_core::session::{Action, ForwardId, Session, SessionConfig};
+use ftp_tunnel_core::session::{
+    Action, CommandCheck, ForwardError, ForwardId, Session, SessionConfig, Verdict,
+};
 
 const CLIENT: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
@@ -17,6 +20,7 @@ struct Ledger {
     to_client: Vec<String>,
     to_server: Vec<String>,
     opened: Vec<ForwardId>,
+    checks: Vec<CommandCheck>,
 }
 
 impl Ledger {
@@ -40,6 +44,7 @@ impl Ledger {
                     *count += 1;
                     assert_eq!(*count, 1, "forward {id} closed twice");
                 }
+                Action::CheckCommand(check) => self.checks.push(check),
                 Action::Note(_) => {}
             }
         }
@@ -217,4 +222,89 @@ fn a_held_completion_reply_is_released_when_its_forward_closes() {
     assert_eq!(log.to_client.last().unwrap(), "226 done\r\n");
     assert!(log.closed(first));
     assert_eq!(s.buffered_len(), 0);
+}
+
+#[test]
+fn a_late_answer_for_a_superseded_data_path_closes_it_once_and_repeats_change_nothing() {
+    let mut s = session();
+    let mut log = Ledger::default();
+    let (passive, active) = pasv_then_lprt(&mut s, &mut log);
+    s.handle_forward_opened(active, Ok(addr(7000)));
+    s.handle_forward_opened(passive, Ok(addr(6000)));
+    log.take(&mut s);
+    assert!(log.closed(passive), "superseded: closed when reported open");
+    // The same answers again, a failure for it, and one for an id never asked: nothing.
+    let sent = (log.to_client.len(), log.to_server.len());
+    s.handle_forward_opened(passive, Ok(addr(6000)));
+    s.handle_forward_opened(passive, Err(ForwardError::Denied("late".into())));
+    s.handle_forward_opened(active, Ok(addr(7000)));
+    s.handle_forward_opened(99, Ok(addr(1)));
+    assert_eq!(s.pending_actions(), 0);
+    log.take(&mut s);
+    assert_eq!((log.to_client.len(), log.to_server.len()), sent);
+    transfer_through(&mut s, &mut log, active);
+}
+
+#[test]
+fn an_ipv6_answer_to_pasv_is_closed_once() {
+    let mut s = session();
+    let mut log = Ledger::default();
+    s.handle_client_bytes(b"PASV\r\n");
+    s.handle_server_bytes(b"227 ok (10,0,0,5,4,1)\r\n");
+    log.take(&mut s);
+    let id = log.opened[0];
+    s.handle_forward_opened(id, Ok("[::1]:5000".parse().unwrap()));
+    s.handle_forward_opened(id, Ok("[::1]:5000".parse().unwrap()));
+    log.take(&mut s);
+    assert!(log.closed(id));
+    assert!(log.to_client[0].starts_with("522 "), "{:?}", log.to_client);
+    // The next transfer has no data path to wait for: its reply is relayed at once.
+    s.handle_client_bytes(b"LIST\r\n");
+    s.handle_server_bytes(b"425 Use PORT or PASV first\r\n");
+    log.take(&mut s);
+    assert_eq!(
+        log.to_client.last().unwrap(),
+        "425 Use PORT or PASV first\r\n"
+    );
+    log.all_closed_but(&[]);
+}
+
+#[test]
+fn verdicts_late_twice_or_unknown_change_nothing_and_a_denied_transfer_never_starts() {
+    let mut config = SessionConfig::new(CLIENT, "ftp.internal");
+    config.check_commands = true;
+    let mut s = Session::new(config);
+    let mut log = Ledger::default();
+    s.handle_client_bytes(b"PORT 127,0,0,1,4,1\r\nRETR secret\r\nNOOP\r\n");
+    log.take(&mut s);
+    let port = log.checks[0].id;
+    s.handle_command_verdict(port, Verdict::Allow);
+    log.take(&mut s);
+    let [id] = log.opened[..] else {
+        panic!("{:?}", log.opened)
+    };
+    // The client direction waits for the data path: no second check yet, and a second
+    // verdict for the PORT (now a denial) changes nothing.
+    assert_eq!(log.checks.len(), 1);
+    s.handle_command_verdict(port, Verdict::Deny("too late".into()));
+    s.handle_command_verdict(77, Verdict::Allow);
+    assert_eq!(s.pending_actions(), 0);
+    s.handle_forward_opened(id, Ok(addr(33000)));
+    log.take(&mut s);
+    assert_eq!(log.to_server, ["PORT 127,0,0,1,128,232\r\n"]);
+    let retr = &log.checks[1];
+    assert_eq!(
+        (retr.verb.as_str(), retr.argument.as_str()),
+        ("RETR", "secret")
+    );
+    s.handle_command_verdict(retr.id, Verdict::Deny("no downloads".into()));
+    s.handle_command_verdict(retr.id, Verdict::Allow);
+    log.take(&mut s);
+    assert_eq!(log.to_client, ["550 denied by policy: no downloads\r\n"]);
+    assert_eq!(log.to_server.len(), 1, "RETR never reaches the server");
+    let noop = log.checks[2].id;
+    s.handle_command_verdict(noop, Verdict::Allow);
+    log.take(&mut s);
+    assert_eq!(log.to_server.last().unwrap(), "NOOP\r\n");
+    log.all_closed_but(&[id]);
 }

@@ -11,8 +11,8 @@ use std::path::PathBuf;
 use common::Rng;
 use common::codec_checks::{check_chunking, check_endpoint_roundtrip};
 use common::session_model::{
-    self, CLIENT_RAW, CLIENT_TOKEN, CLIENT_TOKENS, DATA_CONNECTED, DATA_FINISHED, FORWARD_OPENED,
-    SERVER_RAW, SERVER_TOKEN, SERVER_TOKENS,
+    self, CLIENT_RAW, CLIENT_TOKEN, CLIENT_TOKENS, COMMAND_VERDICT, DATA_CONNECTED, DATA_FINISHED,
+    FORWARD_OPENED, SERVER_RAW, SERVER_TOKEN, SERVER_TOKENS,
 };
 use toml::Value;
 
@@ -63,15 +63,28 @@ fn raw_ops(seed: &mut Vec<u8>, op: u8, bytes: &[u8]) {
     }
 }
 
+/// Configuration byte bit: command checks on.
+const CHECKS: u8 = 0x40;
+
 /// A session seed per vector: the line in its place in a conversation (a reply after
 /// PASV, a command from the client), the forward answered, a transfer run through it.
-fn session_seed(bytes: &[u8], is_reply: bool, config: u8) -> Vec<u8> {
+/// With [`CHECKS`] in `config`, the host answers each command's check, allowing all but
+/// the vector's own command when `deny` is set.
+fn session_seed(bytes: &[u8], is_reply: bool, config: u8, deny: bool) -> Vec<u8> {
     let mut seed = vec![config];
+    // The newest check, allowed (verdict byte 0) or denied (1).
+    let verdict = |seed: &mut Vec<u8>, deny: bool| {
+        if config & CHECKS != 0 {
+            seed.extend([COMMAND_VERDICT, 0, u8::from(deny)]);
+        }
+    };
     if is_reply {
         seed.extend([CLIENT_TOKEN, token(CLIENT_TOKENS, b"PASV\r\n"), 0]);
+        verdict(&mut seed, false);
         raw_ops(&mut seed, SERVER_RAW, bytes);
     } else {
         raw_ops(&mut seed, CLIENT_RAW, bytes);
+        verdict(&mut seed, deny);
         seed.extend([
             SERVER_TOKEN,
             token(SERVER_TOKENS, b"200 Command okay\r\n"),
@@ -80,6 +93,7 @@ fn session_seed(bytes: &[u8], is_reply: bool, config: u8) -> Vec<u8> {
     }
     seed.extend([FORWARD_OPENED, 0, 8]);
     seed.extend([CLIENT_TOKEN, token(CLIENT_TOKENS, b"LIST\r\n"), 2]);
+    verdict(&mut seed, false);
     seed.extend([
         SERVER_TOKEN,
         token(SERVER_TOKENS, b"150 Here comes the data\r\n"),
@@ -96,12 +110,29 @@ fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     let vectors = vector_texts();
     for (id, bytes, is_reply) in &vectors {
         // Client at 127.0.0.1 with the default rules, and at ::1 with both opt-outs.
-        out.push(("session", id.clone(), session_seed(bytes, *is_reply, 0)));
+        // With command checks too: each allowed, or the vector's command denied.
+        out.push((
+            "session",
+            id.clone(),
+            session_seed(bytes, *is_reply, 0, false),
+        ));
         out.push((
             "session",
             format!("{id}-v6"),
-            session_seed(bytes, *is_reply, 0x1d),
+            session_seed(bytes, *is_reply, 0x1d, false),
         ));
+        out.push((
+            "session",
+            format!("{id}-checked"),
+            session_seed(bytes, *is_reply, CHECKS, false),
+        ));
+        if !is_reply {
+            out.push((
+                "session",
+                format!("{id}-denied"),
+                session_seed(bytes, *is_reply, CHECKS, true),
+            ));
+        }
         let line = bytes.strip_suffix(b"\r\n").unwrap_or(bytes);
         out.push(("endpoint", id.clone(), line.to_vec()));
         if let Some(space) = line.iter().position(|&b| b == b' ') {

@@ -3,7 +3,7 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use ftp_tunnel_core::session::{
-    Action, ForwardId, ForwardRequest, NoteKind, Session, SessionConfig,
+    Action, DataMode, DataPathRequest, ForwardError, ForwardId, NoteKind, Session, SessionConfig,
 };
 
 const CLIENT: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
@@ -46,7 +46,7 @@ fn listening(port: u16) -> SocketAddr {
 }
 
 /// Sends `command`, answers with `reply`, and returns the forward the session asked for.
-fn passive(session: &mut Session, command: &str, reply: &str) -> (ForwardId, ForwardRequest) {
+fn passive(session: &mut Session, command: &str, reply: &str) -> (ForwardId, DataPathRequest) {
     session.handle_client_bytes(command.as_bytes());
     assert_eq!(actions(session), vec![to_server(command)]);
     session.handle_server_bytes(reply.as_bytes());
@@ -71,11 +71,11 @@ fn pasv_reply_is_rewritten_to_name_the_local_listener_and_connects_to_the_server
     );
     assert_eq!(
         request,
-        ForwardRequest::Local {
-            bind: SocketAddr::new(CLIENT, 0),
-            connect_host: "ftp.internal".into(),
-            connect_port: 1025,
-            expect_peer: CLIENT,
+        DataPathRequest {
+            mode: DataMode::Passive,
+            target_host: "ftp.internal".into(),
+            target_port: 1025,
+            expect_peer: Some(CLIENT),
         }
     );
     s.handle_forward_opened(id, Ok(listening(5555)));
@@ -110,8 +110,9 @@ fn epsv_and_cross_code_replies_answer_in_the_form_the_client_asked_for() {
     );
     assert!(matches!(
         request,
-        ForwardRequest::Local {
-            connect_port: 40002,
+        DataPathRequest {
+            mode: DataMode::Passive,
+            target_port: 40002,
             ..
         }
     ));
@@ -130,7 +131,7 @@ fn the_address_in_a_passive_reply_is_trusted_only_when_configured() {
     let mut s = session();
     let (_, request) = passive(&mut s, "PASV\r\n", reply);
     assert!(
-        matches!(request, ForwardRequest::Local { ref connect_host, .. } if connect_host == "ftp.internal")
+        matches!(request, DataPathRequest { ref target_host, .. } if target_host == "ftp.internal")
     );
 
     let mut config = SessionConfig::new(CLIENT, "ftp.internal");
@@ -138,7 +139,7 @@ fn the_address_in_a_passive_reply_is_trusted_only_when_configured() {
     let mut s = Session::new(config);
     let (_, request) = passive(&mut s, "PASV\r\n", reply);
     assert!(
-        matches!(request, ForwardRequest::Local { ref connect_host, .. } if connect_host == "203.0.113.9")
+        matches!(request, DataPathRequest { ref target_host, .. } if target_host == "203.0.113.9")
     );
 }
 
@@ -186,18 +187,16 @@ fn port_is_rewritten_to_the_remote_forward_and_bounce_is_refused() {
     let mut s = session();
     s.handle_client_bytes(b"PORT 127,0,0,1,200,10\r\n");
     let id = match actions(&mut s).as_slice() {
-        [
-            Action::OpenForward {
-                id,
-                request:
-                    ForwardRequest::Remote {
-                        bind_host,
-                        deliver_to,
-                    },
-            },
-        ] => {
-            assert_eq!(bind_host, "127.0.0.1");
-            assert_eq!(*deliver_to, SocketAddr::new(CLIENT, 51210));
+        [Action::OpenForward { id, request }] => {
+            assert_eq!(
+                *request,
+                DataPathRequest {
+                    mode: DataMode::Active,
+                    target_host: "127.0.0.1".into(),
+                    target_port: 51210,
+                    expect_peer: None,
+                }
+            );
             *id
         }
         other => panic!("{other:?}"),
@@ -247,7 +246,12 @@ fn a_refused_remote_forward_gives_a_clear_425() {
     let Some(Action::OpenForward { id, .. }) = actions(&mut s).pop() else {
         panic!()
     };
-    s.handle_forward_opened(id, Err("administratively prohibited\r\nINJECT".into()));
+    s.handle_forward_opened(
+        id,
+        Err(ForwardError::Refused(
+            "administratively prohibited\r\nINJECT".into(),
+        )),
+    );
     let replies = actions(&mut s);
     let [Action::ToClient(reply)] = replies.as_slice() else {
         panic!("{replies:?}")
@@ -342,8 +346,9 @@ fn after_epsv_all_pasv_replies_are_relayed_unchanged() {
     let (_, request) = passive(&mut s, "EPSV\r\n", "229 ok (|||40000|)\r\n");
     assert!(matches!(
         request,
-        ForwardRequest::Local {
-            connect_port: 40000,
+        DataPathRequest {
+            mode: DataMode::Passive,
+            target_port: 40000,
             ..
         }
     ));
@@ -383,8 +388,8 @@ fn only_the_last_line_of_a_multiline_passive_reply_is_rewritten() {
     assert!(matches!(
         got[2],
         Action::OpenForward {
-            request: ForwardRequest::Local {
-                connect_port: 1075,
+            request: DataPathRequest {
+                target_port: 1075,
                 ..
             },
             ..
@@ -419,7 +424,7 @@ fn a_forward_answer_nobody_waits_for_is_ignored() {
     s.handle_forward_opened(id, Ok(listening(6000)));
     actions(&mut s);
     s.handle_forward_opened(id, Ok(listening(6001)));
-    s.handle_forward_opened(id, Err("again".into()));
+    s.handle_forward_opened(id, Err(ForwardError::Failed("again".into())));
     assert_eq!(actions(&mut s), vec![]);
     s.handle_client_bytes(b"LIST\r\n");
     s.handle_server_bytes(b"150 go\r\n226 done\r\n");
@@ -454,14 +459,16 @@ fn in_active_mode_the_preliminary_reply_waits_for_the_data_connection() {
         [
             Action::OpenForward {
                 id,
-                request: ForwardRequest::Remote { deliver_to, .. },
+                request:
+                    DataPathRequest {
+                        mode: DataMode::Active,
+                        target_host,
+                        target_port: 5000,
+                        ..
+                    },
             },
         ] => {
-            assert_eq!(
-                *deliver_to,
-                SocketAddr::new(CLIENT, 5000),
-                "`::` means the client"
-            );
+            assert_eq!(target_host, "127.0.0.1", "`::` means the client");
             *id
         }
         other => panic!("{other:?}"),
@@ -485,4 +492,78 @@ fn in_active_mode_the_preliminary_reply_waits_for_the_data_connection() {
         actions(&mut s),
         vec![to_client("226 Done\r\n"), Action::CloseForward { id }]
     );
+}
+
+#[test]
+fn with_checks_on_every_command_waits_for_its_verdict_and_a_denial_never_reaches_the_server() {
+    use ftp_tunnel_core::session::{CommandCheck, Verdict};
+    let mut config = SessionConfig::new(CLIENT, "ftp.internal");
+    config.check_commands = true;
+    let mut s = Session::new(config);
+    s.handle_client_bytes(b"USER alice\r\nPASS secret\r\nSTOR x\r\n");
+    let first = actions(&mut s);
+    let [Action::CheckCommand(CommandCheck { id, verb, argument })] = first.as_slice() else {
+        panic!("one check at a time")
+    };
+    assert_eq!((verb.as_str(), argument.as_str()), ("USER", "alice"));
+    s.handle_command_verdict(*id, Verdict::Allow);
+    let got = actions(&mut s);
+    assert_eq!(got[0], to_server("USER alice\r\n"));
+    let Action::CheckCommand(pass) = &got[1] else {
+        panic!("{got:?}")
+    };
+    assert_eq!(
+        pass.argument, "***",
+        "a password is never shown to the host"
+    );
+    s.handle_command_verdict(pass.id, Verdict::Allow);
+    let got = actions(&mut s);
+    let Action::CheckCommand(stor) = &got[1] else {
+        panic!("{got:?}")
+    };
+    // A stale or unknown verdict changes nothing.
+    s.handle_command_verdict(pass.id, Verdict::Allow);
+    s.handle_command_verdict(999, Verdict::Allow);
+    assert!(actions(&mut s).is_empty());
+    s.handle_command_verdict(stor.id, Verdict::Deny("read-only\r\nINJECT".into()));
+    let (got, notes) = drain(&mut s);
+    assert_eq!(
+        got,
+        vec![to_client("550 denied by policy: read-onlyINJECT\r\n")]
+    );
+    assert_eq!(notes, vec![NoteKind::Denied]);
+}
+
+#[test]
+fn pasv_never_gets_another_reply_code_for_an_ipv6_data_address() {
+    let mut s = session();
+    let (id, _) = passive(&mut s, "PASV\r\n", "227 ok (10,0,0,5,4,1)\r\n");
+    s.handle_forward_opened(id, Ok("[::1]:5000".parse().unwrap()));
+    let got = actions(&mut s);
+    assert!(
+        matches!(got.as_slice(), [Action::CloseForward { id: closed }, Action::ToClient(r)]
+            if *closed == id && r.starts_with(b"522 ")),
+        "{got:?}"
+    );
+}
+
+#[test]
+fn a_transfer_note_names_the_command_its_reply_and_its_data_path() {
+    let mut s = session();
+    let (id, _) = passive(&mut s, "EPSV\r\n", "229 ok (|||40000|)\r\n");
+    s.handle_forward_opened(id, Ok(listening(6000)));
+    s.handle_client_bytes(b"RETR big.bin\r\n");
+    s.handle_server_bytes(b"150 go\r\n226 done\r\n");
+    s.handle_data_finished(id);
+    let notes: Vec<_> = s
+        .drain_actions()
+        .filter_map(|a| match a {
+            Action::Note(note) if note.kind == NoteKind::Transfer => Some(note),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert_eq!(notes[0].original, "RETR big.bin");
+    assert_eq!(notes[0].replacement, "226 done");
+    assert_eq!(notes[0].forward, Some(id));
 }

@@ -2,14 +2,17 @@
 
 use std::net::SocketAddr;
 
-use super::{ActiveCommand, ActiveWait, DataForward, Expect, PassiveCommand, Session};
+use std::net::IpAddr;
+
+use super::Session;
+use super::types::{ActiveCommand, ActiveWait, ClientWait, DataForward, Expect, PassiveCommand};
 use crate::command::{parse_command, sanitize_for_reply};
+use crate::contract::{Action, CommandCheck, DataMode, DataPathRequest, ForwardError, NoteKind};
 use crate::endpoint::{
     EndpointError, format_eprt, format_lprt, format_port, parse_eprt_arg, parse_lprt_arg,
     parse_port_arg,
 };
 use crate::framing::Line;
-use crate::session::{Action, ForwardRequest, NoteKind};
 
 impl Session {
     pub(super) fn on_client_line(&mut self, line: Line) {
@@ -24,6 +27,29 @@ impl Session {
             let original = sanitize_for_reply(line.content());
             return self.refuse(NoteKind::Malformed, &original, reply);
         }
+        if self.config.check_commands
+            && let Some(command) = parse_command(line.content())
+        {
+            let id = self.next_check;
+            self.next_check = self.next_check.wrapping_add(1).max(1);
+            let argument = if command.verb == "PASS" {
+                "***".to_owned()
+            } else {
+                command.arg
+            };
+            self.actions.push_back(Action::CheckCommand(CommandCheck {
+                id,
+                verb: command.verb,
+                argument,
+            }));
+            self.client_wait = Some(ClientWait::Verdict { id, line });
+            return;
+        }
+        self.on_checked_line(line);
+    }
+
+    /// A client line that passed the host's check (or needed none).
+    pub(super) fn on_checked_line(&mut self, line: Line) {
         let Some(command) = parse_command(line.content()) else {
             if !line.content().iter().all(u8::is_ascii_whitespace) {
                 self.expected.push_back(Expect::Other);
@@ -40,7 +66,7 @@ impl Session {
             "EPRT" => return self.on_active_command(ActiveCommand::Eprt, &line, &command.arg),
             "LPRT" => return self.on_active_command(ActiveCommand::Lprt, &line, &command.arg),
             "RETR" | "STOR" | "STOU" | "APPE" | "LIST" | "NLST" | "MLSD" => {
-                Expect::Transfer(self.data_commands)
+                Expect::Transfer(self.data_commands, sanitize_for_reply(line.content()))
             }
             "FEAT" => Expect::Feat,
             "AUTH" => return self.refuse_auth(&line),
@@ -107,21 +133,30 @@ impl Session {
         // A new data address replaces the previous one (and lets go of a reply held for it).
         self.close_data();
         let id = self.new_forward_id();
+        // The FTP server connects to the data path; it is the expected peer where its
+        // address is known.
+        let expect_peer = self.config.server_host.parse::<IpAddr>().ok();
         self.actions.push_back(Action::OpenForward {
             id,
-            request: ForwardRequest::Remote {
-                bind_host: self.config.active_bind.clone(),
-                deliver_to: address,
+            request: DataPathRequest {
+                mode: DataMode::Active,
+                target_host: address.ip().to_string(),
+                target_port: address.port(),
+                expect_peer,
             },
         });
-        self.client_wait = Some(ActiveWait {
+        self.client_wait = Some(ClientWait::Active(ActiveWait {
             id,
             command,
             original,
-        });
+        }));
     }
 
-    pub(super) fn finish_active(&mut self, wait: ActiveWait, result: Result<SocketAddr, String>) {
+    pub(super) fn finish_active(
+        &mut self,
+        wait: ActiveWait,
+        result: Result<SocketAddr, ForwardError>,
+    ) {
         let ActiveWait {
             id,
             command,
@@ -129,11 +164,11 @@ impl Session {
         } = wait;
         let listening = match result {
             Ok(listening) => listening,
-            Err(reason) => {
+            Err(error) => {
                 let reply = format!(
-                    "425 Can't open data connection: the SSH server refused the active-mode \
-                     forward ({}). Use passive mode.\r\n",
-                    sanitize_for_reply(reason.as_bytes())
+                    "425 Can't open data connection: ftp-tunnel could not open the active-mode \
+                     data path ({}). Use passive mode.\r\n",
+                    sanitize_for_reply(error.to_string().as_bytes())
                 );
                 return self.refuse(NoteKind::ForwardFailed, &original, reply);
             }
@@ -143,7 +178,7 @@ impl Session {
             (ActiveCommand::Lprt, address) => format_lprt(address),
             (_, address) => format_eprt(address),
         };
-        self.note(NoteKind::Rewrite, &original, &line);
+        self.note_about(NoteKind::Rewrite, &original, &line, Some(id));
         self.send_server(line);
         self.expected.push_back(Expect::Active(id));
         let seq = self.next_data_command();

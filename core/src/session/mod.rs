@@ -1,20 +1,22 @@
 //! The per-control-connection state machine.
 //!
 //! A [`Session`] is fed the bytes of one FTP control connection, both directions, and the
-//! host's answers about data forwards; it hands out [`Action`]s: bytes to relay, forwards to
-//! open or close, notes to log. It never does I/O and never reads a clock, in the manner of
-//! quinn-proto and rustls: the host drives it and carries out what it asks.
+//! host's answers about data paths and command checks; it hands out [`Action`]s: bytes to
+//! relay, data paths to open or close, commands to check, notes to log. It never does I/O
+//! and never reads a clock, in the manner of quinn-proto and rustls: the host drives it and
+//! carries out what it asks. Its vocabulary is [`crate::contract`], re-exported here.
 //!
 //! Lines are processed one at a time per direction. A direction *waits* while the session
-//! needs the host before it can go on: a passive reply waits for its listener (the rewritten
-//! reply must name it), a PORT/EPRT/LPRT waits for its remote forward, and a transfer's
-//! completion reply waits until the data connection has delivered its last byte, so that a
-//! client never sees `226` before its data. Bytes that arrive meanwhile stay queued in that
-//! direction's framer ([`Session::buffered_len`]).
+//! needs the host before it can go on: a passive reply waits for its data path (the
+//! rewritten reply must name it), a PORT/EPRT/LPRT waits for its data path, a checked
+//! command waits for its verdict, and a transfer's completion reply waits until the data
+//! connection has delivered its last byte, so that a client never sees `226` before its
+//! data. Bytes that arrive meanwhile stay queued in that direction's framer
+//! ([`Session::buffered_len`]).
 //!
-//! Forwards: the session has at most one *current* data forward, the one the server uses
-//! for its next transfer. Every forward the host opened for it is closed exactly once, by
-//! one mechanism that also lets go of a reply held for that forward's data connection.
+//! Data paths: the session has at most one *current* data path, the one the server uses
+//! for its next transfer. Every data path the host opened for it is closed exactly once, by
+//! one mechanism that also lets go of a reply held for that path's data connection.
 
 mod client;
 mod server;
@@ -23,110 +25,15 @@ mod types;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 
+use crate::command::sanitize_for_reply;
 use crate::framing::LineFramer;
 use crate::reply::ReplyTracker;
 
-pub use types::{Action, ForwardId, ForwardRequest, Note, NoteKind, SessionConfig};
-
-/// Position of a data command (PASV, PORT, ...) in the stream of commands the server
-/// received. The server serves a transfer with the data path its latest data command
-/// before the transfer named; comparing positions tells which forward that is, also when
-/// the host answers forward requests late or out of order.
-type DataSeq = u64;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum PassiveCommand {
-    Pasv,
-    Epsv,
-    Lpsv,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ActiveCommand {
-    Port,
-    Eprt,
-    Lprt,
-}
-
-impl ActiveCommand {
-    fn verb(self) -> &'static str {
-        match self {
-            ActiveCommand::Port => "PORT",
-            ActiveCommand::Eprt => "EPRT",
-            ActiveCommand::Lprt => "LPRT",
-        }
-    }
-}
-
-/// What the reply to a command sent to the server means to us.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Expect {
-    /// A passive command, at this position.
-    Passive(PassiveCommand, DataSeq),
-    /// The rewritten active command naming this forward.
-    Active(ForwardId),
-    /// A transfer, served by the data command at this position.
-    Transfer(DataSeq),
-    EpsvAll,
-    Feat,
-    Other,
-}
-
-/// Why the server direction is waiting.
-#[derive(Debug)]
-enum ServerWait {
-    /// For the listener that the rewritten passive reply will name.
-    PassiveForward {
-        id: ForwardId,
-        command: PassiveCommand,
-        seq: DataSeq,
-        original: String,
-    },
-    /// For the data connection to finish before relaying its completion reply.
-    TransferEnd { id: ForwardId, held: Vec<u8> },
-    /// For an active-mode data connection to reach the client before relaying the
-    /// transfer's preliminary reply: curl treats control data that arrives before the data
-    /// connection as an error, and through a tunnel the server's `150` can overtake it.
-    DataConnect { id: ForwardId, held: Vec<u8> },
-}
-
-impl ServerWait {
-    /// The forward whose data connection a held reply waits for.
-    fn holds_for(&self) -> Option<ForwardId> {
-        match self {
-            ServerWait::TransferEnd { id, .. } | ServerWait::DataConnect { id, .. } => Some(*id),
-            ServerWait::PassiveForward { .. } => None,
-        }
-    }
-
-    fn held_len(&self) -> usize {
-        match self {
-            ServerWait::TransferEnd { held, .. } | ServerWait::DataConnect { held, .. } => {
-                held.len()
-            }
-            ServerWait::PassiveForward { .. } => 0,
-        }
-    }
-}
-
-/// Why the client direction is waiting: for the remote forward an active command will name.
-#[derive(Debug)]
-struct ActiveWait {
-    id: ForwardId,
-    command: ActiveCommand,
-    original: String,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct DataForward {
-    id: ForwardId,
-    /// Position of the data command that named this forward to the server.
-    seq: DataSeq,
-    finished: bool,
-    /// The data connection reached the FTP client (always true for passive mode, where the
-    /// client connects to us).
-    connected: bool,
-}
+pub use crate::contract::{
+    Action, CheckId, CommandCheck, ConfigError, DataMode, DataPathRequest, ForwardError, ForwardId,
+    Note, NoteKind, SessionConfig, Verdict,
+};
+use types::{ClientWait, DataForward, DataSeq, Expect, ServerWait};
 
 /// One FTP control connection's rewrite state. See the module documentation.
 #[derive(Debug)]
@@ -140,17 +47,25 @@ pub struct Session {
     epsv_all: bool,
     in_feat_reply: bool,
     server_wait: Option<ServerWait>,
-    client_wait: Option<ActiveWait>,
+    client_wait: Option<ClientWait>,
     /// The current data forward: opened, and named to the server by its latest data command.
     data: Option<DataForward>,
     /// Data commands relayed to the server so far (the last one's [`DataSeq`]).
     data_commands: DataSeq,
     next_forward: ForwardId,
+    next_check: CheckId,
     actions: VecDeque<Action>,
 }
 
 impl Session {
-    /// A session for one new control connection.
+    /// A session for one new control connection, if its configuration makes sense.
+    pub fn try_new(config: SessionConfig) -> Result<Self, ConfigError> {
+        config.validate()?;
+        Ok(Self::new(config))
+    }
+
+    /// A session for one new control connection; a `max_line` below 512 is raised to 512.
+    /// Hosts that take a configuration from outside use [`Session::try_new`].
     pub fn new(config: SessionConfig) -> Self {
         let max_line = config.max_line.max(512);
         Self {
@@ -167,6 +82,7 @@ impl Session {
             data: None,
             data_commands: 0,
             next_forward: 1,
+            next_check: 1,
             actions: VecDeque::new(),
         }
     }
@@ -188,11 +104,19 @@ impl Session {
         self.run();
     }
 
-    /// The host's answer to [`Action::OpenForward`]: the address it listens on, or why not.
+    /// The host's answer to [`Action::OpenForward`]: the address that accepts the data
+    /// connection, or why there is none.
     ///
-    /// An answer for an id the session is not waiting for (never asked, answered before)
-    /// is ignored: the session closes only forwards it asked for, each once.
-    pub fn handle_forward_opened(&mut self, id: ForwardId, result: Result<SocketAddr, String>) {
+    /// Every id the session asks for is waited for until its first answer, however late:
+    /// a data path that a later data command has superseded meanwhile is closed
+    /// ([`Action::CloseForward`], once) as soon as it is reported open. An answer for an id
+    /// never asked, or answered before, is ignored: the session closes only data paths it
+    /// asked for, each once.
+    pub fn handle_forward_opened(
+        &mut self,
+        id: ForwardId,
+        result: Result<SocketAddr, ForwardError>,
+    ) {
         if let Some(ServerWait::PassiveForward {
             command,
             seq,
@@ -202,8 +126,32 @@ impl Session {
             |w| matches!(w, ServerWait::PassiveForward { id: waiting, .. } if *waiting == id),
         ) {
             self.finish_passive(id, command, seq, original, result);
-        } else if let Some(wait) = self.client_wait.take_if(|w| w.id == id) {
+        } else if let Some(ClientWait::Active(wait)) = self
+            .client_wait
+            .take_if(|w| matches!(w, ClientWait::Active(w) if w.id == id))
+        {
             self.finish_active(wait, result);
+        }
+        self.run();
+    }
+
+    /// The host's answer to [`Action::CheckCommand`]. An answer for a command the session
+    /// does not wait for (never asked, answered before) is ignored.
+    pub fn handle_command_verdict(&mut self, id: CheckId, verdict: Verdict) {
+        let Some(ClientWait::Verdict { line, .. }) = self
+            .client_wait
+            .take_if(|w| matches!(w, ClientWait::Verdict { id: waiting, .. } if *waiting == id))
+        else {
+            return;
+        };
+        match verdict {
+            Verdict::Allow => self.on_checked_line(line),
+            Verdict::Deny(reason) => {
+                let reason = sanitize_for_reply(reason.as_bytes());
+                let reply = format!("550 denied by policy: {reason}\r\n");
+                let original = sanitize_for_reply(line.content());
+                self.refuse(NoteKind::Denied, &original, reply);
+            }
         }
         self.run();
     }
@@ -310,11 +258,28 @@ impl Session {
     }
 
     fn note(&mut self, kind: NoteKind, original: &str, replacement: &str) {
+        self.note_about(kind, original, replacement, None);
+    }
+
+    fn note_about(
+        &mut self,
+        kind: NoteKind,
+        original: &str,
+        replacement: &str,
+        forward: Option<ForwardId>,
+    ) {
         self.actions.push_back(Action::Note(Note {
             kind,
             original: original.to_owned(),
-            replacement: replacement.trim_end().to_owned(),
+            replacement: sanitize_for_reply(replacement.trim_end().as_bytes()),
+            forward,
         }));
+    }
+
+    /// Records a transfer command's final reply, with the data path that carried it.
+    fn transfer_note(&mut self, command: &str, reply: &[u8], forward: Option<ForwardId>) {
+        let reply = String::from_utf8_lossy(reply).into_owned();
+        self.note_about(NoteKind::Transfer, command, &reply, forward);
     }
 
     fn refuse(&mut self, kind: NoteKind, original: &str, reply: String) {
@@ -329,10 +294,13 @@ impl Session {
 
     /// Relays the reply held for a data connection, if any, and stops waiting.
     fn release_held(&mut self) {
-        if let Some(ServerWait::TransferEnd { held, .. } | ServerWait::DataConnect { held, .. }) =
-            self.server_wait.take_if(|w| w.holds_for().is_some())
-        {
-            self.send_client(held);
+        match self.server_wait.take_if(|w| w.holds_for().is_some()) {
+            Some(ServerWait::TransferEnd { id, held, command }) => {
+                self.transfer_note(&command, &held, Some(id));
+                self.send_client(held);
+            }
+            Some(ServerWait::DataConnect { held, .. }) => self.send_client(held),
+            Some(ServerWait::PassiveForward { .. }) | None => {}
         }
     }
 

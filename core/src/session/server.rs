@@ -2,12 +2,13 @@
 
 use std::net::SocketAddr;
 
-use super::{DataForward, DataSeq, Expect, PassiveCommand, ServerWait, Session};
+use super::Session;
+use super::types::{DataForward, DataSeq, Expect, PassiveCommand, ServerWait};
 use crate::command::sanitize_for_reply;
+use crate::contract::{Action, DataMode, DataPathRequest, ForwardError, ForwardId, NoteKind};
 use crate::endpoint::{PassiveTarget, format_227, format_228, format_229, parse_passive_reply};
 use crate::framing::Line;
 use crate::reply::{ReplyLine, reply_text};
-use crate::session::{Action, ForwardId, ForwardRequest, NoteKind};
 
 impl Session {
     pub(super) fn on_server_line(&mut self, line: Line) {
@@ -40,7 +41,7 @@ impl Session {
         }
         self.greeted = true;
         if (100..200).contains(&code) {
-            if let Some(Expect::Transfer(seq)) = self.expected.front().copied()
+            if let Some(&Expect::Transfer(seq, _)) = self.expected.front()
                 && let Some(data) = self.data.filter(|d| d.seq == seq)
                 && !data.connected
                 && !data.finished
@@ -64,7 +65,7 @@ impl Session {
                 }
                 self.send_client(line.raw);
             }
-            Expect::Transfer(seq) => self.on_transfer_end(seq, code, line),
+            Expect::Transfer(seq, command) => self.on_transfer_end(seq, command, code, line),
             Expect::EpsvAll => {
                 if (200..300).contains(&code) {
                     self.epsv_all = true;
@@ -75,22 +76,29 @@ impl Session {
         }
     }
 
-    /// The final reply of a transfer served by the data command at `seq`.
-    fn on_transfer_end(&mut self, seq: DataSeq, code: u16, line: Line) {
+    /// The final reply of a transfer (`command`) served by the data command at `seq`.
+    fn on_transfer_end(&mut self, seq: DataSeq, command: String, code: u16, line: Line) {
+        // The data path that carried this transfer, if the session opened it.
+        let carried = self.data.filter(|d| d.seq == seq).map(|d| d.id);
         match self.data {
             Some(data) if data.seq == seq && (200..300).contains(&code) && !data.finished => {
                 self.server_wait = Some(ServerWait::TransferEnd {
                     id: data.id,
                     held: line.raw,
+                    command,
                 });
             }
             // This transfer's data path (or an older one) is done with.
             Some(data) if data.seq <= seq => {
+                self.transfer_note(&command, &line.raw, carried);
                 self.send_client(line.raw);
                 self.close_forward(data.id);
             }
             // No data path, or one a later data command named: it serves the next transfer.
-            _ => self.send_client(line.raw),
+            _ => {
+                self.transfer_note(&command, &line.raw, carried);
+                self.send_client(line.raw);
+            }
         }
     }
 
@@ -108,7 +116,7 @@ impl Session {
             }
         };
         let server_host = self.config.server_host.clone();
-        let (connect_host, connect_port) = match target {
+        let (target_host, target_port) = match target {
             PassiveTarget::Address(address) if self.config.trust_passive_address => {
                 (address.ip().to_string(), address.port())
             }
@@ -122,11 +130,11 @@ impl Session {
         let id = self.new_forward_id();
         self.actions.push_back(Action::OpenForward {
             id,
-            request: ForwardRequest::Local {
-                bind: SocketAddr::new(self.config.passive_bind, 0),
-                connect_host,
-                connect_port,
-                expect_peer: self.config.client_peer,
+            request: DataPathRequest {
+                mode: DataMode::Passive,
+                target_host,
+                target_port,
+                expect_peer: Some(self.config.client_peer),
             },
         });
         self.server_wait = Some(ServerWait::PassiveForward {
@@ -143,25 +151,33 @@ impl Session {
         command: PassiveCommand,
         seq: DataSeq,
         original: String,
-        result: Result<SocketAddr, String>,
+        result: Result<SocketAddr, ForwardError>,
     ) {
         let listening = match result {
             Ok(listening) => listening,
-            Err(reason) => {
+            Err(error) => {
                 let reply = format!(
                     "425 Can't open data connection: ftp-tunnel could not open the passive \
-                     data forward ({}).\r\n",
-                    sanitize_for_reply(reason.as_bytes())
+                     data path ({}).\r\n",
+                    sanitize_for_reply(error.to_string().as_bytes())
                 );
                 return self.refuse(NoteKind::ForwardFailed, &original, reply);
             }
         };
         let reply = match (command, listening) {
             (PassiveCommand::Pasv, SocketAddr::V4(v4)) => format_227(v4),
+            (PassiveCommand::Pasv, SocketAddr::V6(_)) => {
+                // 227 can only name an IPv4 address (RFC 2428 section 3): an error, never
+                // another reply code that no client asked for. The data path was opened,
+                // so it is closed, once; it never becomes current.
+                self.actions.push_back(Action::CloseForward { id });
+                let reply = "522 PASV cannot name this IPv6 data address; use EPSV.\r\n";
+                return self.refuse(NoteKind::Refused, &original, reply.to_owned());
+            }
             (PassiveCommand::Lpsv, address) => format_228(address),
-            (_, address) => format_229(address.port()),
+            (PassiveCommand::Epsv, address) => format_229(address.port()),
         };
-        self.note(NoteKind::Rewrite, &original, &reply);
+        self.note_about(NoteKind::Rewrite, &original, &reply, Some(id));
         self.send_client(reply);
         self.make_current(DataForward {
             id,

@@ -1,131 +1,120 @@
-//! The session's public vocabulary: its configuration, and what it asks of the host.
+//! The session's private bookkeeping: what a reply or a wait means. The public vocabulary
+//! lives in [`crate::contract`].
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use crate::contract::{CheckId, ForwardId};
+use crate::framing::Line;
 
-use crate::framing::LineFramer;
+/// Position of a data command (PASV, PORT, ...) in the stream of commands the server
+/// received. The server serves a transfer with the data path its latest data command
+/// before the transfer named; comparing positions tells which data path that is, also when
+/// the host answers requests late or out of order.
+pub(super) type DataSeq = u64;
 
-/// Identifies one data forward the session asked for; chosen by the session.
-pub type ForwardId = u32;
-
-/// The rules and addresses one session works with.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SessionConfig {
-    /// The FTP client's address: the control connection's peer.
-    pub client_peer: IpAddr,
-    /// The FTP server's host as the far side of the tunnel reaches it (name or IP literal).
-    pub server_host: String,
-    /// Where passive-mode listeners bind, on the FTP client's side.
-    pub passive_bind: IpAddr,
-    /// Where active-mode forwards bind, on the FTP server's side (name or IP literal).
-    pub active_bind: String,
-    /// Connect passive data connections to the address a passive reply names (FXP,
-    /// load-balanced servers) instead of `server_host`. Off by default: SSRF.
-    pub trust_passive_address: bool,
-    /// Accept PORT/EPRT/LPRT naming a host other than `client_peer`. Off by default: bounce.
-    pub allow_foreign_data_address: bool,
-    /// Longest control line interpreted; longer lines are relayed untouched.
-    pub max_line: usize,
-}
-
-impl SessionConfig {
-    /// Safe defaults for a client at `client_peer` and a server at `server_host`.
-    pub fn new(client_peer: IpAddr, server_host: impl Into<String>) -> Self {
-        Self {
-            client_peer,
-            server_host: server_host.into(),
-            passive_bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
-            active_bind: "127.0.0.1".to_owned(),
-            trust_passive_address: false,
-            allow_foreign_data_address: false,
-            max_line: LineFramer::DEFAULT_MAX_LINE,
-        }
-    }
-}
-
-/// A data forward the host is asked to open.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ForwardRequest {
-    /// Passive mode: listen on our side at `bind` (port 0: any), accept one connection from
-    /// `expect_peer` and carry it to `connect_host:connect_port` through the SSH server.
-    Local {
-        /// Listening address (port 0).
-        bind: SocketAddr,
-        /// Data host as the SSH server resolves it.
-        connect_host: String,
-        /// Data port on that host.
-        connect_port: u16,
-        /// The only peer allowed to connect.
-        expect_peer: IpAddr,
-    },
-    /// Active mode: the SSH server listens at `bind_host:0`; the connection arriving there
-    /// is connected to `deliver_to`, the FTP client's own data listener.
-    Remote {
-        /// Bind address on the SSH server's side.
-        bind_host: String,
-        /// Where the FTP client listens.
-        deliver_to: SocketAddr,
-    },
-}
-
-/// What kind of event a [`Note`] records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NoteKind {
-    /// A line was replaced by one naming a forward.
-    Rewrite,
-    /// A command was refused locally by a security rule.
-    Refused,
-    /// A line could not be parsed; an error reply was given instead.
-    Malformed,
-    /// The host could not open a forward.
-    ForwardFailed,
+pub(super) enum PassiveCommand {
+    Pasv,
+    Epsv,
+    Lpsv,
 }
 
-impl NoteKind {
-    /// Stable lower-case name, used in logs and across the WIT boundary.
-    pub fn as_str(self) -> &'static str {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum ActiveCommand {
+    Port,
+    Eprt,
+    Lprt,
+}
+
+impl ActiveCommand {
+    pub(super) fn verb(self) -> &'static str {
         match self {
-            NoteKind::Rewrite => "rewrite",
-            NoteKind::Refused => "refused",
-            NoteKind::Malformed => "malformed",
-            NoteKind::ForwardFailed => "forward-failed",
+            ActiveCommand::Port => "PORT",
+            ActiveCommand::Eprt => "EPRT",
+            ActiveCommand::Lprt => "LPRT",
         }
     }
 }
 
-/// Something worth a log line: the line received and what went out instead.
+/// What the reply to a command sent to the server means to us.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Note {
-    /// What happened.
-    pub kind: NoteKind,
-    /// The line as received, sanitised.
-    pub original: String,
-    /// The line sent instead, without its line ending.
-    pub replacement: String,
+pub(super) enum Expect {
+    /// A passive command, at this position.
+    Passive(PassiveCommand, DataSeq),
+    /// The rewritten active command naming this data path.
+    Active(ForwardId),
+    /// A transfer, served by the data command at this position; the command, sanitised,
+    /// for its [`NoteKind::Transfer`](crate::contract::NoteKind::Transfer) note.
+    Transfer(DataSeq, String),
+    EpsvAll,
+    Feat,
+    Other,
 }
 
-/// One thing the host must do, in order.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Action {
-    /// Write these bytes to the FTP server's control connection.
-    ToServer(Vec<u8>),
-    /// Write these bytes to the FTP client's control connection.
-    ToClient(Vec<u8>),
-    /// Open a data forward and answer, now or later, with
-    /// [`Session::handle_forward_opened`](super::Session::handle_forward_opened). Each id is
-    /// asked for once.
-    OpenForward {
-        /// The session's name for it.
+/// Why the server direction is waiting.
+#[derive(Debug)]
+pub(super) enum ServerWait {
+    /// For the data path that the rewritten passive reply will name.
+    PassiveForward {
         id: ForwardId,
-        /// What to open.
-        request: ForwardRequest,
+        command: PassiveCommand,
+        seq: DataSeq,
+        original: String,
     },
-    /// Close a forward (listener, remote forward and any data connection of it). Comes at
-    /// most once per forward answered as opened, never for one that failed or was never
-    /// asked; what is still open when the control connection ends, the host closes.
-    CloseForward {
-        /// The forward to close.
+    /// For the data connection to finish before relaying its completion reply (for the
+    /// transfer `command`).
+    TransferEnd {
         id: ForwardId,
+        held: Vec<u8>,
+        command: String,
     },
-    /// Log this.
-    Note(Note),
+    /// For an active-mode data connection to reach the client before relaying the
+    /// transfer's preliminary reply: curl treats control data that arrives before the data
+    /// connection as an error, and through a tunnel the server's `150` can overtake it.
+    DataConnect { id: ForwardId, held: Vec<u8> },
+}
+
+impl ServerWait {
+    /// The data path whose data connection a held reply waits for.
+    pub(super) fn holds_for(&self) -> Option<ForwardId> {
+        match self {
+            ServerWait::TransferEnd { id, .. } | ServerWait::DataConnect { id, .. } => Some(*id),
+            ServerWait::PassiveForward { .. } => None,
+        }
+    }
+
+    pub(super) fn held_len(&self) -> usize {
+        match self {
+            ServerWait::TransferEnd { held, .. } | ServerWait::DataConnect { held, .. } => {
+                held.len()
+            }
+            ServerWait::PassiveForward { .. } => 0,
+        }
+    }
+}
+
+/// The client direction waits for the data path an active command will name.
+#[derive(Debug)]
+pub(super) struct ActiveWait {
+    pub(super) id: ForwardId,
+    pub(super) command: ActiveCommand,
+    pub(super) original: String,
+}
+
+/// Why the client direction is waiting.
+#[derive(Debug)]
+pub(super) enum ClientWait {
+    /// For the data path an active command will name.
+    Active(ActiveWait),
+    /// For the host's verdict on this command line.
+    Verdict { id: CheckId, line: Line },
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(super) struct DataForward {
+    pub(super) id: ForwardId,
+    /// Position of the data command that named this data path to the server.
+    pub(super) seq: DataSeq,
+    pub(super) finished: bool,
+    /// The data connection reached the FTP client (always true for passive mode, where the
+    /// client connects to us).
+    pub(super) connected: bool,
 }

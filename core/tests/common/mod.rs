@@ -2,6 +2,7 @@
 #![allow(dead_code)] // each test binary uses a different subset
 
 pub mod codec_checks;
+pub mod session_input;
 pub mod session_model;
 
 use ftp_tunnel_core::framing::{Line, LineFramer};

@@ -1,127 +1,42 @@
-//! A session driven by a host that answers late, out of order, twice, or for ids it was
-//! never asked about, all decoded from arbitrary bytes; the session's safety properties are
-//! checked after every step. Shared by the `session` fuzz target and the stable-Rust tests.
+//! A session driven by a host that answers data-path requests and command checks late, out
+//! of order, twice, or for ids it was never asked about, all decoded from arbitrary bytes;
+//! the session's safety properties are checked after every step. Shared by the `session`
+//! fuzz target and the stable-Rust tests.
 //!
 //! Input: byte 0 picks the configuration ([`config_for`]); then operations, each an opcode
-//! byte (taken modulo 8) and its parameter bytes (a missing byte reads as 0):
+//! byte (taken modulo 9) and its parameter bytes (a missing byte reads as 0):
 //! - [`CLIENT_RAW`], [`SERVER_RAW`]: a length byte `n`, then `n % 80` bytes to push;
 //! - [`CLIENT_TOKEN`], [`SERVER_TOKEN`]: an index into [`CLIENT_TOKENS`] / [`SERVER_TOKENS`]
 //!   and a split byte: the line is pushed in two pieces;
 //! - [`FORWARD_OPENED`]: an id byte ([`Host::pick`]), a result byte (bit 0: failed, bit 1:
-//!   IPv6 address; the high bits pick the port or the failure reason);
+//!   IPv6 address; the high bits pick the port, or the [`ForwardError`] variant and its
+//!   reason);
 //! - [`DATA_CONNECTED`], [`DATA_FINISHED`]: an id byte;
 //! - [`CATCH_UP`]: a byte; the host answers every request still open, oldest or newest
-//!   first.
+//!   first;
+//! - [`COMMAND_VERDICT`]: an id byte ([`Host::pick_check`]), a verdict byte (bit 0: deny;
+//!   the high bits pick the reason).
 //!
 //! Checked: no panic; a line the session generates (anything not an input line relayed
 //! verbatim) ends in CRLF and has no other CR, LF or NUL; notes have none either; under the
 //! default rules a data path only reaches the FTP server's host (passive) or the FTP
 //! client's address (active); forward ids are never reused; only forwards the host opened
 //! are closed, each once, and at most one is open at any time; the actions per step are
-//! bounded by the bytes consumed; and once the host has answered everything, nothing stays
-//! held (only partial lines remain buffered).
+//! bounded by the bytes consumed; with command checks on, every command that reaches the
+//! server was allowed, a denied one gets `550` and never reaches it, and a verdict nobody
+//! waits for changes nothing; without them, nothing is checked; and once the host has
+//! answered everything, nothing stays held (only partial lines remain buffered).
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
+pub use super::session_input::*;
+use ftp_tunnel_core::command::parse_command;
 use ftp_tunnel_core::framing::LineFramer;
-use ftp_tunnel_core::session::{Action, ForwardId, ForwardRequest, Session, SessionConfig};
-
-/// Opcodes, see the module documentation.
-pub const CLIENT_RAW: u8 = 0;
-/// Bytes from the server.
-pub const SERVER_RAW: u8 = 1;
-/// A line from [`CLIENT_TOKENS`].
-pub const CLIENT_TOKEN: u8 = 2;
-/// A line from [`SERVER_TOKENS`].
-pub const SERVER_TOKEN: u8 = 3;
-/// The host answers a forward request.
-pub const FORWARD_OPENED: u8 = 4;
-/// The host reports a data connection up.
-pub const DATA_CONNECTED: u8 = 5;
-/// The host reports a data connection over.
-pub const DATA_FINISHED: u8 = 6;
-/// The host answers everything still open.
-pub const CATCH_UP: u8 = 7;
-
-/// Client lines worth combining: data commands for the configured peers and foreign ones,
-/// transfers, and commands with their own rules.
-pub const CLIENT_TOKENS: &[&[u8]] = &[
-    b"PASV\r\n",
-    b"EPSV\r\n",
-    b"LPSV\r\n",
-    b"EPSV ALL\r\n",
-    b"PORT 127,0,0,1,4,1\r\n",
-    b"PORT 192,0,2,7,200,10\r\n",
-    b"PORT 10,0,0,9,0,21\r\n",
-    b"EPRT |1|127.0.0.1|5000|\r\n",
-    b"EPRT |2|::1|5001|\r\n",
-    b"EPRT |2|::|5002|\r\n",
-    b"EPRT |2|::ffff:127.0.0.1|5003|\r\n",
-    b"EPRT |1|203.0.113.5|25|\r\n",
-    b"LPRT 4,4,127,0,0,1,2,0,40\r\n",
-    b"LPRT 6,16,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,1,2,19,136\r\n",
-    b"LIST\r\n",
-    b"RETR f\r\n",
-    b"STOR f\n",
-    b"\xff\xf4\xff\xf2ABOR\r\n",
-    b"FEAT\r\n",
-    b"AUTH TLS\r\n",
-    b"NOOP\r\n",
-    b"PORT 127,0,0,1,4,1\0x\r\n",
-];
-
-/// Server lines worth combining: greetings, passive replies of every shape, transfer
-/// replies, multi-line replies.
-pub const SERVER_TOKENS: &[&[u8]] = &[
-    b"220 ready\r\n",
-    b"120 wait\r\n",
-    b"227 Entering Passive Mode (10,0,0,5,4,1).\r\n",
-    b"227 =0,0,0,0,4,2\r\n",
-    b"229 Entering Extended Passive Mode (|||3583|)\r\n",
-    b"229 (|1|10.0.0.1|5000|)\n",
-    b"228 Entering Long Passive Mode (4,4,10,0,0,5,2,4,1)\r\n",
-    b"227 Entering Passive Mode (127,0,0,1,256,0)\r\n",
-    b"150 Here comes the data\r\n",
-    b"125 Go ahead\r\n",
-    b"226 Done\r\n",
-    b"250 OK\r\n",
-    b"200 Command okay\r\n",
-    b"425 No data connection\r\n",
-    b"500 What\r\n",
-    b"211-Features:\r\n",
-    b" AUTH TLS\r\n",
-    b" EPSV\r\n",
-    b"211 End\r\n",
-    b"227-Some servers explain first\r\n",
-    b"421 Bye\r\n",
-];
-
-/// Why a forward failed, as hosts might say it (with bytes no generated line may carry).
-const REASONS: &[&str] = &[
-    "administratively prohibited",
-    "refused\r\n200 injected",
-    "nul\0byte",
-    "",
-];
-
-/// The FTP server's host in every configuration.
-pub const SERVER_HOST: &str = "ftp.internal";
-
-/// The configuration byte 0 selects: the client's address, the two opt-outs, the line cap.
-pub fn config_for(byte: u8) -> SessionConfig {
-    let peers = [
-        IpAddr::V4(Ipv4Addr::LOCALHOST),
-        IpAddr::V6(Ipv6Addr::LOCALHOST),
-        IpAddr::V6(Ipv4Addr::LOCALHOST.to_ipv6_mapped()),
-        IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7)),
-    ];
-    let mut config = SessionConfig::new(peers[usize::from(byte & 3)], SERVER_HOST);
-    config.trust_passive_address = byte & 4 != 0;
-    config.allow_foreign_data_address = byte & 8 != 0;
-    config.max_line = [512, 513, 1024, 8192][usize::from((byte >> 4) & 3)];
-    config
-}
+use ftp_tunnel_core::session::{
+    Action, CheckId, DataMode, DataPathRequest, ForwardError, ForwardId, NoteKind, Session,
+    SessionConfig, Verdict,
+};
 
 /// Reads an input front to back; past its end every byte reads as 0.
 struct Reader<'a> {
@@ -175,6 +90,15 @@ pub struct Host {
     awaiting: BTreeSet<ForwardId>,
     /// Answered as opened while the session awaited it, and not closed yet.
     open: BTreeSet<ForwardId>,
+    /// Every command check the session asked for, in order.
+    checks: Vec<CheckId>,
+    /// Checks asked for and not answered yet: id → verb.
+    checks_awaiting: BTreeMap<CheckId, String>,
+    /// The verb of the command the host allowed last, until it reaches the server (or the
+    /// session asks about the next command).
+    allowed: Option<String>,
+    /// Overlong client lines: relayed untouched, never checked.
+    client_overlong: HashSet<Vec<u8>>,
     pushed: usize,
     /// The probe reply reached the client; the probe command reached the server.
     probes_seen: (bool, bool),
@@ -199,6 +123,10 @@ impl Host {
             requested: Vec::new(),
             awaiting: BTreeSet::new(),
             open: BTreeSet::new(),
+            checks: Vec::new(),
+            checks_awaiting: BTreeMap::new(),
+            allowed: None,
+            client_overlong: HashSet::new(),
             pushed: 0,
             probes_seen: (false, false),
         }
@@ -214,10 +142,20 @@ impl Host {
         }
     }
 
+    /// A check id: mostly one the session asked for (the newest for byte 0), else one it
+    /// may never have asked for.
+    fn pick_check(&self, byte: u8) -> CheckId {
+        if byte < 224 && !self.checks.is_empty() {
+            self.checks[self.checks.len() - 1 - usize::from(byte) % self.checks.len()]
+        } else {
+            CheckId::from(byte.wrapping_sub(224))
+        }
+    }
+
     fn step(&mut self, op: u8, reader: &mut Reader<'_>) {
         let before = self.session.buffered_len();
         let mut pushed = 0;
-        match op % 8 {
+        match op % OPCODES {
             code @ (CLIENT_RAW | SERVER_RAW) => {
                 let n = usize::from(reader.byte()) % 80;
                 let bytes = reader.bytes(n);
@@ -240,7 +178,12 @@ impl Host {
                 let id = self.pick(reader.byte());
                 let result = reader.byte();
                 let outcome = if result & 1 == 1 {
-                    Err(REASONS[usize::from(result >> 2) % REASONS.len()].to_owned())
+                    let reason = REASONS[usize::from(result >> 4) % REASONS.len()].to_owned();
+                    Err(match (result >> 2) % 3 {
+                        0 => ForwardError::Refused(reason),
+                        1 => ForwardError::Denied(reason),
+                        _ => ForwardError::Failed(reason),
+                    })
                 } else {
                     let ip = if result & 2 == 0 {
                         IpAddr::V4(Ipv4Addr::LOCALHOST)
@@ -259,6 +202,16 @@ impl Host {
                 let id = self.pick(reader.byte());
                 self.session.handle_data_finished(id);
             }
+            COMMAND_VERDICT => {
+                let id = self.pick_check(reader.byte());
+                let verdict = reader.byte();
+                let verdict = if verdict & 1 == 1 {
+                    Verdict::Deny(REASONS[usize::from(verdict >> 1) % REASONS.len()].to_owned())
+                } else {
+                    Verdict::Allow
+                };
+                return self.verdict(id, verdict, before);
+            }
             _ => {
                 let newest_first = reader.byte() & 1 == 1;
                 let mut ids: Vec<ForwardId> = self.awaiting.iter().copied().collect();
@@ -276,6 +229,34 @@ impl Host {
         self.check(before + pushed);
     }
 
+    /// Gives a verdict and checks what it caused; `available` is what was buffered before.
+    fn verdict(&mut self, id: CheckId, verdict: Verdict, available: usize) {
+        let Some(verb) = self.checks_awaiting.remove(&id) else {
+            // Late, repeated or unknown: nothing happens.
+            self.session.handle_command_verdict(id, verdict);
+            assert_eq!(
+                self.session.pending_actions(),
+                0,
+                "a verdict for check {id} nobody waits for did something"
+            );
+            return;
+        };
+        let denied = matches!(verdict, Verdict::Deny(_));
+        self.allowed = (!denied).then(|| verb.clone());
+        self.session.handle_command_verdict(id, verdict);
+        let actions: Vec<Action> = self.session.drain_actions().collect();
+        if denied {
+            // The refusal comes first; what follows comes from later lines.
+            match actions.as_slice() {
+                [Action::Note(note), Action::ToClient(reply), ..]
+                    if note.kind == NoteKind::Denied
+                        && reply.starts_with(b"550 denied by policy: ") => {}
+                other => panic!("{verb} denied, but: {other:?}"),
+            }
+        }
+        self.check_actions(actions, available);
+    }
+
     fn push(&mut self, from_client: bool, bytes: &[u8]) {
         self.pushed += bytes.len();
         let (framer, lines) = if from_client {
@@ -285,6 +266,9 @@ impl Host {
         };
         framer.push(bytes);
         while let Some(line) = framer.next_line() {
+            if from_client && line.overlong {
+                self.client_overlong.insert(line.raw.clone());
+            }
             lines.insert(line.raw);
         }
         if from_client {
@@ -294,7 +278,7 @@ impl Host {
         }
     }
 
-    fn answer(&mut self, id: ForwardId, result: Result<SocketAddr, String>) {
+    fn answer(&mut self, id: ForwardId, result: Result<SocketAddr, ForwardError>) {
         if self.awaiting.remove(&id) && result.is_ok() {
             self.open.insert(id);
         }
@@ -305,6 +289,11 @@ impl Host {
     /// work with in this step (buffered before plus pushed).
     fn check(&mut self, available: usize) {
         let actions: Vec<Action> = self.session.drain_actions().collect();
+        self.check_actions(actions, available);
+    }
+
+    /// Checks actions taken from the session; `available` as for [`Host::check`].
+    fn check_actions(&mut self, actions: Vec<Action>, available: usize) {
         let buffered = self.session.buffered_len();
         let consumed = available.saturating_sub(buffered);
         assert!(
@@ -331,6 +320,7 @@ impl Host {
                 if !self.client_lines.contains(&bytes) {
                     assert_generated_line(&bytes);
                 }
+                self.check_allowed(&bytes);
             }
             Action::ToClient(bytes) => {
                 self.probes_seen.0 |= bytes == PROBE_REPLY[2..];
@@ -344,6 +334,25 @@ impl Host {
                 self.awaiting.insert(id);
                 self.check_request(&request);
             }
+            Action::CheckCommand(check) => {
+                assert!(self.config.check_commands, "checked without check_commands");
+                assert!(
+                    !self.checks.contains(&check.id),
+                    "check id {} reused",
+                    check.id
+                );
+                assert!(
+                    self.checks_awaiting.is_empty(),
+                    "a second check while {:?} waits",
+                    self.checks_awaiting
+                );
+                if check.verb == "PASS" {
+                    assert_eq!(check.argument, "***", "a password shown to the host");
+                }
+                self.checks.push(check.id);
+                self.checks_awaiting.insert(check.id, check.verb);
+                self.allowed = None;
+            }
             Action::CloseForward { id } => {
                 assert!(
                     self.open.remove(&id),
@@ -354,34 +363,62 @@ impl Host {
                 for text in [&note.original, &note.replacement] {
                     assert!(!text.contains(['\r', '\n', '\0']), "note {note:?}");
                 }
+                if let Some(id) = note.forward {
+                    assert!(self.requested.contains(&id), "note names forward {id}");
+                }
             }
         }
     }
 
-    fn check_request(&self, request: &ForwardRequest) {
+    /// With command checks on, a command reaches the server only once allowed (a denied
+    /// one never does): its verb is the one allowed last, and it is let through once.
+    fn check_allowed(&mut self, bytes: &[u8]) {
+        if !self.config.check_commands || self.client_overlong.contains(bytes) {
+            return;
+        }
+        let content = bytes.strip_suffix(b"\n").unwrap_or(bytes);
+        let content = content.strip_suffix(b"\r").unwrap_or(content);
+        let Some(command) = parse_command(content) else {
+            return;
+        };
+        // A PORT may go out as EPRT when its data path has an IPv6 address.
+        let family = |verb: &str| match verb {
+            "EPRT" | "LPRT" => "PORT".to_owned(),
+            other => other.to_owned(),
+        };
+        assert_eq!(
+            self.allowed.take().as_deref().map(family),
+            Some(family(&command.verb)),
+            "{:?} reached the server without being allowed",
+            String::from_utf8_lossy(bytes)
+        );
+    }
+
+    fn check_request(&self, request: &DataPathRequest) {
         let peer = self.config.client_peer;
-        match request {
-            ForwardRequest::Local {
-                bind,
-                connect_host,
-                expect_peer,
-                ..
-            } => {
-                assert_eq!(*bind, SocketAddr::new(self.config.passive_bind, 0));
-                assert_eq!(*expect_peer, peer);
+        let DataPathRequest {
+            mode,
+            target_host,
+            target_port,
+            expect_peer,
+        } = request;
+        assert!(!target_host.is_empty());
+        match mode {
+            DataMode::Passive => {
+                assert_eq!(*expect_peer, Some(peer));
                 if !self.config.trust_passive_address {
-                    assert_eq!(connect_host, SERVER_HOST, "passive data path elsewhere");
+                    assert_eq!(target_host, SERVER_HOST, "passive data path elsewhere");
                 }
             }
-            ForwardRequest::Remote {
-                bind_host,
-                deliver_to,
-            } => {
-                assert_eq!(*bind_host, self.config.active_bind);
-                assert_ne!(deliver_to.port(), 0);
+            DataMode::Active => {
+                assert_ne!(*target_port, 0);
+                assert_eq!(*expect_peer, SERVER_HOST.parse::<IpAddr>().ok());
+                let target: IpAddr = target_host
+                    .parse()
+                    .unwrap_or_else(|_| panic!("active target {target_host:?} is no IP"));
                 if !self.config.allow_foreign_data_address {
                     assert_eq!(
-                        deliver_to.ip().to_canonical(),
+                        target.to_canonical(),
                         peer.to_canonical(),
                         "active data path to a foreign host"
                     );
@@ -420,6 +457,7 @@ impl Host {
             assert!(rounds < 100_000, "the session does not settle");
             let before = self.session.buffered_len();
             let asked = self.requested.len();
+            let asked_checks = self.checks.len();
             let ids: Vec<ForwardId> = self.awaiting.iter().copied().collect();
             for id in ids {
                 let available = self.session.buffered_len();
@@ -428,6 +466,11 @@ impl Host {
                     Ok(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 4001)),
                 );
                 self.check(available);
+            }
+            let checks: Vec<CheckId> = self.checks_awaiting.keys().copied().collect();
+            for id in checks {
+                let available = self.session.buffered_len();
+                self.verdict(id, Verdict::Allow, available);
             }
             let open: Vec<ForwardId> = self.open.iter().copied().collect();
             for id in open {
@@ -439,6 +482,8 @@ impl Host {
                 self.check(available);
             }
             if self.awaiting.is_empty()
+                && self.checks_awaiting.is_empty()
+                && self.checks.len() == asked_checks
                 && self.requested.len() == asked
                 && self.session.buffered_len() == before
             {
@@ -458,26 +503,4 @@ pub fn assert_generated_line(bytes: &[u8]) {
         "input control bytes in a generated line: {:?}",
         String::from_utf8_lossy(bytes)
     );
-}
-
-/// A random input in the format above, biased towards meaningful lines and answers.
-pub fn random_input(rng: &mut super::Rng, ops: usize) -> Vec<u8> {
-    let mut input = vec![rng.next() as u8];
-    for _ in 0..ops {
-        let op = rng.below(8) as u8;
-        input.push(op);
-        match op {
-            CLIENT_RAW | SERVER_RAW => {
-                let n = rng.below(24);
-                input.push(n as u8);
-                const ALPHABET: &[u8] = b"PASVEPRTLIST 0123456789,|()\r\n\r\n\0\xff";
-                input.extend((0..n).map(|_| ALPHABET[rng.below(ALPHABET.len())]));
-            }
-            _ => {
-                input.push(rng.next() as u8);
-                input.push(rng.next() as u8);
-            }
-        }
-    }
-    input
 }
