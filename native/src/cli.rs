@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::{ArgAction, Parser, Subcommand};
 
+use crate::config_file;
 use crate::resolve::{LoginArgs, ResolveError, resolve};
 use crate::spec::ForwardSpec;
 use crate::ssh::AddressFamily;
@@ -28,11 +29,28 @@ Examples:
   # Try it all locally, with an embedded SSH and FTP server:
   ftp-tunnel demo
 
-Options for -o (case-insensitive, Option=value or \"Option value\"):
-  UserKnownHostsFile=FILE          known_hosts to verify against (default ~/.ssh/known_hosts)
-  StrictHostKeyChecking=yes|accept-new|no|ask
-                                   as OpenSSH; default ask on a terminal, refuse without one
-  IdentityFile=FILE, Port=N, User=NAME, ConnectTimeout=SECONDS
+  # Through a bastion, with the alias and settings of ~/.ssh/config, in the background:
+  ftp-tunnel -f -N -J admin@bastion.example.net -L ftp/2121:ftp.internal:21 gw
+
+Logging in, as ssh does: ssh-agent keys first (SSH_AUTH_SOCK or IdentityAgent), then identity
+files (-i, IdentityFile, else ~/.ssh/id_ed25519, id_ecdsa, id_rsa; passphrases asked on the
+terminal, or through SSH_ASKPASS without one or with SSH_ASKPASS_REQUIRE=force), then
+keyboard-interactive and password. ~/.ssh/config (or -F FILE) is read with OpenSSH's rules:
+the first value wins, Host patterns with * ? !, Include; Match is refused.
+
+Options for -o and ~/.ssh/config (case-insensitive, Option=value or \"Option value\"):
+  HostName, User, Port, ConnectTimeout=SECONDS, IdentityFile=FILE, IdentitiesOnly=yes|no,
+  IdentityAgent=SOCKET|none|SSH_AUTH_SOCK, ProxyJump=[USER@]HOST[:PORT][,...]|none,
+  ServerAliveInterval=SECONDS, ServerAliveCountMax=N, Ciphers, MACs, KexAlgorithms,
+  HostKeyAlgorithms (OpenSSH's list syntax: a,b  +a  -a  ^a), Compression=yes|no,
+  AddressFamily=any|inet|inet6, UserKnownHostsFile=FILE (default ~/.ssh/known_hosts),
+  StrictHostKeyChecking=yes|accept-new|no|ask (default ask on a terminal, refuse without),
+  HashKnownHosts=yes|no, PreferredAuthentications=publickey,keyboard-interactive,password,
+  NumberOfPasswordPrompts=N, BatchMode=yes|no, PubkeyAuthentication,
+  PasswordAuthentication, KbdInteractiveAuthentication=yes|no,
+  LocalForward / RemoteForward [ftp/|tcp/][BIND:]PORT HOST:HOSTPORT, ForwardAgent=yes|no
+  Other ssh_config keywords are skipped (shown with -v).
+FTP options (-o only, or the --config file):
   TrustPassiveAddress=yes|no       connect passive data to the host the server's 227/229 names
                                    (default no: always the tunnel's FTP server host; SSRF)
   AllowForeignDataAddress=yes|no   relay PORT/EPRT naming another host than the client's
@@ -202,12 +220,42 @@ impl Cli {
             .destination
             .as_deref()
             .ok_or_else(|| CliError::Usage("no SSH server given".to_owned()))?;
+        // ftp-tunnel's settings file: a destination that names one of its tunnels takes
+        // that tunnel's settings; the command line overrides them.
+        let settings = match &self.config {
+            Some(path) => config_file::load(path, true),
+            None => config_file::load(&config_file::default_path(&ctx.home), false),
+        }
+        .map_err(|e| CliError::Config(e.to_string()))?;
+        let entry = settings.tunnel.get(destination);
         let mut ftp = FtpSettings::default();
+        settings.ftp.apply(&mut ftp);
+        let mut local = self.local.clone();
+        let mut remote = self.remote.clone();
+        let mut file_options = Vec::new();
+        let destination = match entry {
+            Some(entry) => {
+                entry.ftp.apply(&mut ftp);
+                // Forwards on the command line replace the file's.
+                if local.is_empty() && remote.is_empty() {
+                    local = parse_specs(&entry.local)?;
+                    remote = parse_specs(&entry.remote)?;
+                }
+                file_options = entry.options.clone();
+                entry.destination.as_str()
+            }
+            None => destination,
+        };
         let mut ssh_options = Vec::new();
-        for option in &self.options {
+        // -o options first: with ssh's first-value-wins, the command line's win.
+        for option in self.options.iter().chain(&file_options) {
             if !apply_ftp_option(option, &mut ftp)? {
                 ssh_options.push(option.clone());
             }
+        }
+        for option in &self.options {
+            // Applied again so that a command-line FTP option beats the file's.
+            apply_ftp_option(option, &mut ftp)?;
         }
         let args = LoginArgs {
             destination: destination.to_owned(),
@@ -232,9 +280,9 @@ impl Cli {
             ResolveError::Usage(e) => CliError::Usage(e),
         })?;
         // Command-line forwards first, then the configuration's, as ssh adds them.
-        let mut forwards = self.local.clone();
+        let mut forwards = local;
         forwards.extend(resolved.local_forwards);
-        let mut remote_forwards = self.remote.clone();
+        let mut remote_forwards = remote;
         remote_forwards.extend(resolved.remote_forwards);
         if forwards.is_empty() && remote_forwards.is_empty() {
             return Err(CliError::Usage(
@@ -249,6 +297,13 @@ impl Cli {
             ftp,
         })
     }
+}
+
+fn parse_specs(specs: &[String]) -> Result<Vec<ForwardSpec>, CliError> {
+    specs
+        .iter()
+        .map(|s| s.parse().map_err(|e: crate::spec::SpecError| CliError::Usage(e.to_string())))
+        .collect()
 }
 
 /// Applies an FTP option (`TrustPassiveAddress`, …); `Ok(false)` when it is not one.
@@ -293,10 +348,52 @@ fn apply_ftp_option(option: &str, ftp: &mut FtpSettings) -> Result<bool, CliErro
 mod tests {
     use super::*;
 
+    use crate::ssh::StrictHostKeyChecking;
+
     fn parse(args: &[&str]) -> Result<TunnelConfig, String> {
         let cli = Cli::try_parse_from(std::iter::once("ftp-tunnel").chain(args.iter().copied()))
             .map_err(|e| e.to_string())?;
-        cli.tunnel_config().map_err(|e| e.to_string())
+        // A home without ~/.ssh/config, whatever the machine's.
+        let ctx = Context {
+            home: PathBuf::from("/nonexistent-home"),
+        };
+        cli.tunnel_config_in(&ctx).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn openssh_flags_are_accepted() {
+        let config = parse(&[
+            "-N", "-T", "-C", "-4", "-A", "-c", "aes128-gcm@openssh.com", "-m",
+            "hmac-sha2-256-etm@openssh.com", "-L", "ftp/2121:ftp:21", "gw",
+        ])
+        .unwrap();
+        let ssh = &config.ssh;
+        assert!(ssh.compression);
+        assert_eq!(ssh.address_family, AddressFamily::Inet);
+        assert_eq!(ssh.algorithms.ciphers.as_deref(), Some("aes128-gcm@openssh.com"));
+        assert!(parse(&["-4", "-6", "-L", "ftp/0:h:21", "gw"]).is_err());
+        let e = parse(&["-c", "rot13", "-L", "ftp/0:h:21", "gw"]).unwrap_err();
+        assert!(e.contains("Ciphers") && e.contains("rot13"), "{e}");
+        let e = parse(&["-F", "/nonexistent/config", "-L", "ftp/0:h:21", "gw"]).unwrap_err();
+        assert!(e.contains("/nonexistent/config"), "{e}");
+        let jumped = parse(&["-J", "admin@bastion:2200", "-L", "ftp/0:h:21", "gw"]).unwrap();
+        let jump = jumped.ssh.jump.expect("jump");
+        assert_eq!((jump.host.as_str(), jump.port), ("bastion", 2200));
+    }
+
+    #[test]
+    fn help_lists_every_flag() {
+        use clap::CommandFactory;
+        let help = Cli::command().render_long_help().to_string();
+        for flag in [
+            "-N", "-T", "-f", "-c", "-m", "-4", "-6", "-C", "-E", "-F", "-J", "-A", "-p",
+            "-l", "-i", "-o", "-L", "-R", "--config",
+        ] {
+            assert!(help.contains(flag), "--help lacks {flag}");
+        }
+        for option in ["ProxyJump", "IdentityAgent", "PreferredAuthentications", "HashKnownHosts"] {
+            assert!(help.contains(option), "--help lacks {option}");
+        }
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 pub mod background;
 pub mod cli;
+pub mod config_file;
 pub mod control_io;
 pub mod datapath;
 /// `ftp-tunnel demo` (cargo feature `demo`): in-process servers and clients for a

@@ -10,6 +10,7 @@ pub mod clients;
 pub mod dropbear;
 pub mod files;
 pub mod lab;
+pub mod login;
 pub mod netns;
 pub mod pyftpd;
 pub mod rawftp;

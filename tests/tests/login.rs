@@ -1,0 +1,268 @@
+//! Logging in as an admin's `ssh` would, against a real OpenSSH sshd: ssh-agent keys,
+//! passphrase-protected keys through SSH_ASKPASS, passwords, a `~/.ssh/config` alias and a
+//! jump host; each with its failing case (OpenSSH's message, exit 255).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use ftp_tunnel_e2e::login::{
+    Agent, TEST_PASSWORD, TEST_USER, askpass_script, ensure_test_user, password_sshd_lines, run,
+};
+use ftp_tunnel_e2e::netns::NetNs;
+use ftp_tunnel_e2e::sshd::{Forwarding, Side, Sshd, keygen};
+use ftp_tunnel_e2e::{open_tempdir, run_checked};
+
+const DEADLINE: Duration = Duration::from_secs(30);
+
+/// Port, known_hosts, no ssh config, one FTP forward: everything but the credentials.
+fn args(sshd: &Sshd, extra: &[&str]) -> Vec<String> {
+    let mut a: Vec<String> = vec![
+        "-N".into(),
+        "-p".into(),
+        sshd.port().to_string(),
+        "-o".into(),
+        format!("UserKnownHostsFile={}", sshd.known_hosts().display()),
+        "-o".into(),
+        "StrictHostKeyChecking=yes".into(),
+        "-F".into(),
+        "none".into(),
+        "-L".into(),
+        "ftp/127.0.0.1:0:127.0.0.1:21".into(),
+    ];
+    a.extend(extra.iter().map(|s| s.to_string()));
+    a
+}
+
+/// An empty home: no default keys, no ~/.ssh/config, no agent unless given.
+fn env(home: &Path, pairs: &[(&str, &Path)]) -> BTreeMap<String, String> {
+    let mut e = BTreeMap::new();
+    e.insert("HOME".to_owned(), home.display().to_string());
+    for (k, v) in pairs {
+        e.insert((*k).to_owned(), v.display().to_string());
+    }
+    e
+}
+
+fn assert_denied(out: &ftp_tunnel_e2e::login::Outcome, methods: &str) {
+    assert!(out.listening.is_none(), "logged in: {}", out.stderr);
+    assert_eq!(out.status.code(), Some(255), "{}", out.stderr);
+    let want = format!("Permission denied ({methods}).");
+    assert!(out.stderr.contains(&want), "want {want:?} in:\n{}", out.stderr);
+}
+
+#[test]
+fn agent_key_logs_in_and_an_agent_without_it_is_denied() {
+    let ns = NetNs::new().expect("netns");
+    let sshd = Sshd::start(&ns, Forwarding::Yes).expect("sshd");
+    let home = open_tempdir("ftpt-home-").expect("home");
+    let host = sshd.addr().to_string();
+
+    let agent = Agent::start(home.path()).expect("ssh-agent");
+    agent.add(&sshd.client_key()).expect("ssh-add");
+    let out = run(
+        &args(&sshd, &["-l", "root", &host]),
+        &env(home.path(), &[("SSH_AUTH_SOCK", agent.socket())]),
+        DEADLINE,
+    )
+    .expect("run");
+    assert!(out.listening.is_some(), "not logged in:\n{}", out.stderr);
+    assert!(out.status.success(), "{}", out.stderr);
+    assert_eq!(sshd.accepted_logins(), 1, "{}", sshd.log());
+
+    // An agent holding another key: denied, nothing else to try.
+    let other_dir = open_tempdir("ftpt-agent2-").expect("dir");
+    let stranger = other_dir.path().join("stranger");
+    keygen(&stranger).expect("keygen");
+    let empty = Agent::start(other_dir.path()).expect("ssh-agent");
+    empty.add(&stranger).expect("ssh-add");
+    let out = run(
+        &args(&sshd, &["-l", "root", &host]),
+        &env(home.path(), &[("SSH_AUTH_SOCK", empty.socket())]),
+        DEADLINE,
+    )
+    .expect("run");
+    assert_denied(&out, "publickey");
+    // IdentityAgent none: the good agent is not asked.
+    let out = run(
+        &args(&sshd, &["-o", "IdentityAgent=none", "-l", "root", &host]),
+        &env(home.path(), &[("SSH_AUTH_SOCK", agent.socket())]),
+        DEADLINE,
+    )
+    .expect("run");
+    assert_eq!(out.status.code(), Some(255), "{}", out.stderr);
+}
+
+#[test]
+fn passphrase_key_through_askpass_and_a_wrong_passphrase() {
+    let ns = NetNs::new().expect("netns");
+    let sshd = Sshd::start(&ns, Forwarding::Yes).expect("sshd");
+    let home = open_tempdir("ftpt-home-").expect("home");
+    let host = sshd.addr().to_string();
+    let key = home.path().join("locked");
+    run_checked(
+        Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "s3cret phrase", "-C", "locked", "-f"])
+            .arg(&key),
+    )
+    .expect("keygen");
+    let public = std::fs::read_to_string(home.path().join("locked.pub")).expect("pub");
+    let authorized = sshd.dir().join("authorized_keys");
+    let mut keys = std::fs::read_to_string(&authorized).expect("authorized_keys");
+    keys.push_str(&public);
+    std::fs::write(&authorized, keys).expect("authorize");
+
+    let good = askpass_script(home.path(), "good", "s3cret phrase").expect("askpass");
+    let key_arg = key.display().to_string();
+    let out = run(
+        &args(&sshd, &["-i", &key_arg, "-l", "root", &host]),
+        &env(
+            home.path(),
+            &[("SSH_ASKPASS", &good), ("SSH_ASKPASS_REQUIRE", Path::new("force"))],
+        ),
+        DEADLINE,
+    )
+    .expect("run");
+    assert!(out.listening.is_some(), "not logged in:\n{}", out.stderr);
+    let asked = std::fs::read_to_string(home.path().join("good.prompts")).expect("prompts");
+    assert!(asked.contains(&format!("Enter passphrase for key '{key_arg}'")), "{asked}");
+
+    let bad = askpass_script(home.path(), "bad", "wrong").expect("askpass");
+    let out = run(
+        &args(&sshd, &["-i", &key_arg, "-l", "root", &host]),
+        &env(
+            home.path(),
+            &[("SSH_ASKPASS", &bad), ("SSH_ASKPASS_REQUIRE", Path::new("force"))],
+        ),
+        DEADLINE,
+    )
+    .expect("run");
+    assert_denied(&out, "publickey");
+    assert!(out.stderr.contains("incorrect passphrase"), "{}", out.stderr);
+}
+
+#[test]
+fn password_through_askpass_and_a_wrong_password() {
+    ensure_test_user().expect("test user");
+    let ns = NetNs::new().expect("netns");
+    let sshd =
+        Sshd::start_at(&ns, Side::Namespace, Forwarding::Yes, &password_sshd_lines()).expect("sshd");
+    let home = open_tempdir("ftpt-home-").expect("home");
+    let host = sshd.addr().to_string();
+    let good = askpass_script(home.path(), "good", TEST_PASSWORD).expect("askpass");
+    let out = run(
+        &args(&sshd, &["-l", TEST_USER, &host]),
+        &env(
+            home.path(),
+            &[("SSH_ASKPASS", &good), ("SSH_ASKPASS_REQUIRE", Path::new("force"))],
+        ),
+        DEADLINE,
+    )
+    .expect("run");
+    assert!(out.listening.is_some(), "not logged in:\n{}", out.stderr);
+    assert!(sshd.log().contains(&format!("Accepted password for {TEST_USER}")), "{}", sshd.log());
+    let asked = std::fs::read_to_string(home.path().join("good.prompts")).expect("prompts");
+    assert!(asked.contains(&format!("{TEST_USER}@{host}'s password:")), "{asked}");
+
+    let bad = askpass_script(home.path(), "bad", "not-it").expect("askpass");
+    let out = run(
+        &args(&sshd, &["-o", "NumberOfPasswordPrompts=2", "-l", TEST_USER, &host]),
+        &env(
+            home.path(),
+            &[("SSH_ASKPASS", &bad), ("SSH_ASKPASS_REQUIRE", Path::new("force"))],
+        ),
+        DEADLINE,
+    )
+    .expect("run");
+    assert_denied(&out, "publickey,password");
+    let asked = std::fs::read_to_string(home.path().join("bad.prompts")).expect("prompts");
+    assert_eq!(asked.lines().count(), 2, "{asked}");
+    assert!(out.stderr.contains("Permission denied, please try again."), "{}", out.stderr);
+}
+
+#[test]
+fn ssh_config_alias_with_f_and_match_refused() {
+    let ns = NetNs::new().expect("netns");
+    let sshd = Sshd::start(&ns, Forwarding::Yes).expect("sshd");
+    let home = open_tempdir("ftpt-home-").expect("home");
+    let config = home.path().join("ssh_config");
+    std::fs::write(
+        &config,
+        format!(
+            "Host other\n  Port 1\nHost gw\n  HostName {addr}\n  Port {port}\n  User root\n\
+             IdentityFile {key}\n  UserKnownHostsFile {kh}\n  StrictHostKeyChecking yes\n\
+             LocalForward ftp/127.0.0.1:0 127.0.0.1:21\n  ControlMaster auto\n",
+            addr = sshd.addr(),
+            port = sshd.port(),
+            key = sshd.client_key().display(),
+            kh = sshd.known_hosts().display(),
+        ),
+    )
+    .expect("config");
+    let cfg = config.display().to_string();
+    let out = run(
+        &["-N".into(), "-F".into(), cfg.clone(), "gw".into()],
+        &env(home.path(), &[]),
+        DEADLINE,
+    )
+    .expect("run");
+    assert!(out.listening.is_some(), "not logged in:\n{}", out.stderr);
+    assert_eq!(sshd.accepted_logins(), 1);
+
+    std::fs::write(&config, "Host gw\n  Port 22\n\nMatch host gw\n  User x\n").expect("config");
+    let out = run(&["-F".into(), cfg.clone(), "gw".into()], &env(home.path(), &[]), DEADLINE)
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2), "{}", out.stderr);
+    assert!(out.stderr.contains(&format!("{cfg} line 4: Match is not supported")), "{}", out.stderr);
+}
+
+#[test]
+fn jump_host_and_an_unreachable_one() {
+    let ns = NetNs::new().expect("netns");
+    let target = Sshd::start(&ns, Forwarding::Yes).expect("target sshd");
+    let jump = Sshd::start_at(&ns, Side::Host, Forwarding::Yes, "").expect("jump sshd");
+    let home = open_tempdir("ftpt-home-").expect("home");
+    let config = home.path().join("ssh_config");
+    let block = |name: &str, s: &Sshd| {
+        format!(
+            "Host {name}\n  HostName {}\n  Port {}\n  User root\n  IdentityFile {}\n\
+             UserKnownHostsFile {}\n  StrictHostKeyChecking yes\n",
+            s.addr(),
+            s.port(),
+            s.client_key().display(),
+            s.known_hosts().display()
+        )
+    };
+    std::fs::write(
+        &config,
+        format!(
+            "{}  ProxyJump bastion\n{}Host dead\n  HostName 127.0.0.1\n  Port 1\n",
+            block("target", &target),
+            block("bastion", &jump)
+        ),
+    )
+    .expect("config");
+    let cfg = config.display().to_string();
+    let fwd = "ftp/127.0.0.1:0:127.0.0.1:21".to_string();
+    let out = run(
+        &["-F".into(), cfg.clone(), "-L".into(), fwd.clone(), "target".into()],
+        &env(home.path(), &[]),
+        DEADLINE,
+    )
+    .expect("run");
+    assert!(out.listening.is_some(), "not logged in:\n{}", out.stderr);
+    assert_eq!(jump.accepted_logins(), 1, "{}", jump.log());
+    assert_eq!(target.accepted_logins(), 1, "{}", target.log());
+    assert!(jump.log().contains("direct-tcpip"), "{}", jump.log());
+
+    let out = run(
+        &["-F".into(), cfg, "-J".into(), "dead".into(), "-L".into(), fwd, "target".into()],
+        &env(home.path(), &[]),
+        DEADLINE,
+    )
+    .expect("run");
+    assert_eq!(out.status.code(), Some(255), "{}", out.stderr);
+    assert!(out.stderr.contains("through jump host root@127.0.0.1:1"), "{}", out.stderr);
+    assert!(out.stderr.contains("Connection refused"), "{}", out.stderr);
+}
