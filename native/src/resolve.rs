@@ -79,7 +79,8 @@ pub fn resolve(args: &LoginArgs, ctx: &Context) -> Result<Resolved, ResolveError
     read_config(args, &alias, &mut hc, ctx)?;
     let family = args.family.or(hc.address_family).unwrap_or_default();
     let jump_spec = args.jump.clone().or(hc.proxy_jump.clone());
-    let mut ssh = to_options(&hc, &alias, user_at.or(args.login.clone()), args, ctx)?;
+    // -l wins over user@host, as before.
+    let mut ssh = to_options(&hc, &alias, args.login.clone().or(user_at), args, ctx)?;
     ssh.address_family = family;
     if let Some(c) = &args.ciphers {
         ssh.algorithms.ciphers = Some(c.clone());

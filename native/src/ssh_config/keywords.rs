@@ -159,17 +159,9 @@ pub fn apply(
         "ciphers" | "macs" | "kexalgorithms" | "hostkeyalgorithms" => {
             let value = single()?.to_owned();
             let mut probe = Algorithms::default();
-            let slot = |a: &mut Algorithms| -> &mut Option<String> {
-                match keyword {
-                    "ciphers" => &mut a.ciphers,
-                    "macs" => &mut a.macs,
-                    "kexalgorithms" => &mut a.kex,
-                    _ => &mut a.host_keys,
-                }
-            };
-            *slot(&mut probe) = Some(value.clone());
+            *algorithm_slot(&mut probe, keyword) = Some(value.clone());
             probe.validate().map_err(|e| e.to_string())?;
-            set(slot(&mut cfg.algorithms), value, active);
+            set(algorithm_slot(&mut cfg.algorithms, keyword), value, active);
         }
         "userknownhostsfile" => {
             let first = args
@@ -241,6 +233,16 @@ pub fn apply(
         _ => return Ok(Applied::Unknown),
     }
     Ok(Applied::Known)
+}
+
+/// The field of `Algorithms` a keyword sets.
+fn algorithm_slot<'a>(a: &'a mut Algorithms, keyword: &str) -> &'a mut Option<String> {
+    match keyword {
+        "ciphers" => &mut a.ciphers,
+        "macs" => &mut a.macs,
+        "kexalgorithms" => &mut a.kex,
+        _ => &mut a.host_keys,
+    }
 }
 
 /// `LocalForward [bind:]port host:hostport` (two arguments) or our one-argument form; the
