@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use clap::{ArgAction, Parser, Subcommand};
 
+use crate::settings::FtpSettings;
 use crate::spec::ForwardSpec;
 use crate::ssh::{SshOptions, StrictHostKeyChecking};
-use crate::settings::FtpSettings;
 use crate::tunnel::TunnelConfig;
 
 const EXAMPLES: &str = "\

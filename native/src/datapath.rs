@@ -227,7 +227,11 @@ struct Job {
 impl Job {
     fn answer(&self, result: Result<SocketAddr, ForwardError>) {
         if let Err(error) = &result {
-            warn!(forward = self.id, mode = mode_name(self.mode), "data path not opened: {error:?}");
+            warn!(
+                forward = self.id,
+                mode = mode_name(self.mode),
+                "data path not opened: {error:?}"
+            );
         }
         let _ = self.events.send(DataEvent::Opened {
             id: self.id,
@@ -434,9 +438,16 @@ impl SessionListener {
 
 /// Hands each arriving connection to the waiting data path, if it comes from the expected
 /// peer; any other is closed.
-async fn dispatch(lease: DataLease, mut forward: RemoteForward, waiter: Arc<Mutex<Option<Waiter>>>) {
+async fn dispatch(
+    lease: DataLease,
+    mut forward: RemoteForward,
+    waiter: Arc<Mutex<Option<Waiter>>>,
+) {
     while let Some((channel, originator, _port)) = forward.accept().await {
-        let peer = originator.parse::<IpAddr>().ok().map(|ip| ip.to_canonical());
+        let peer = originator
+            .parse::<IpAddr>()
+            .ok()
+            .map(|ip| ip.to_canonical());
         let taken = waiter.lock().ok().and_then(|mut slot| {
             let fits = slot.as_ref().is_some_and(|w| {
                 !w.deliver.is_closed()

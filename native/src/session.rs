@@ -100,10 +100,13 @@ pub async fn run_session(
             client,
             remote_bind,
             ..
-        } => (control_io::channel(client), PlanBase::Remote { remote_bind }),
+        } => (
+            control_io::channel(client),
+            PlanBase::Remote { remote_bind },
+        ),
     };
     let (client_read, mut client_write) = client;
-    let mut instance = match instance {
+    let instance = match instance {
         Ok(instance) => instance,
         Err(error) => {
             refuse(&mut client_write, "ftp-tunnel's FTP rewrite failed").await;
@@ -345,7 +348,11 @@ fn publish_note(shared: &SessionShared, session: u64, note: &wit::Note) {
             session,
             kind,
             "{} {:?} -> {:?}",
-            if kind == "rewrite" { "rewrote" } else { "answered" },
+            if kind == "rewrite" {
+                "rewrote"
+            } else {
+                "answered"
+            },
             note.original,
             note.replacement
         );

@@ -138,7 +138,10 @@ impl Tunnel {
 
     /// The port each `-R` forward listens on at the SSH server, in the order given.
     pub fn remote_ports(&self) -> Vec<u16> {
-        self.remote.iter().map(|(forward, _)| forward.port()).collect()
+        self.remote
+            .iter()
+            .map(|(forward, _)| forward.port())
+            .collect()
     }
 
     /// Events from now on.
@@ -313,7 +316,10 @@ async fn plain_remote(id: u64, channel: russh::Channel<russh::client::Msg>, spec
     let tcp = match TcpStream::connect((spec.host.as_str(), spec.host_port)).await {
         Ok(tcp) => tcp,
         Err(error) => {
-            warn!(connection = id, "-R {spec}: cannot reach {}:{}: {error}", spec.host, spec.host_port);
+            warn!(
+                connection = id,
+                "-R {spec}: cannot reach {}:{}: {error}", spec.host, spec.host_port
+            );
             return;
         }
     };

@@ -32,8 +32,17 @@ impl Dropbear {
         let dir = crate::open_tempdir("ftpt-dropbear-")?;
         let d = dir.path();
         let host_key = d.join("host_key");
-        run_checked(Command::new("dropbearkey").args(["-t", "ed25519", "-f"]).arg(&host_key))?;
-        let public = run_checked(Command::new("dropbearkey").arg("-y").arg("-f").arg(&host_key))?;
+        run_checked(
+            Command::new("dropbearkey")
+                .args(["-t", "ed25519", "-f"])
+                .arg(&host_key),
+        )?;
+        let public = run_checked(
+            Command::new("dropbearkey")
+                .arg("-y")
+                .arg("-f")
+                .arg(&host_key),
+        )?;
         let line = public
             .lines()
             .find(|l| l.starts_with("ssh-ed25519 "))

@@ -223,9 +223,11 @@ pub fn free_port() -> Result<u16> {
 /// Waits until a TCP connection to `addr` succeeds (for servers in the root namespace).
 pub fn wait_connectable(addr: std::net::SocketAddr, timeout: Duration) -> Result<()> {
     poll_until(timeout, || {
-        Ok(std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200))
-            .ok()
-            .map(|_| ()))
+        Ok(
+            std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200))
+                .ok()
+                .map(|_| ()),
+        )
     })
     .map_err(|_| Error::Timeout(format!("{addr} accepting connections")))
 }

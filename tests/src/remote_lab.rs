@@ -44,11 +44,7 @@ impl RemoteLab {
             ServerKind::Vsftpd => Box::new(Vsftpd::start(&ns)?),
             ServerKind::Pyftpd => Box::new(Pyftpd::start(&ns)?),
         };
-        Ok(RemoteLab {
-            server,
-            ssh,
-            ns,
-        })
+        Ok(RemoteLab { server, ssh, ns })
     }
 
     /// `ftp-tunnel -R ftp/BIND:PORT:127.0.0.1:FTP_PORT` running next to the FTP server, with

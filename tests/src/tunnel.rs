@@ -148,7 +148,11 @@ impl Tunnel {
         let mut wrapped: Vec<String> = vec!["netns".into(), "exec".into(), ns.name().into()];
         wrapped.push(binary().display().to_string());
         wrapped.extend(args.iter().cloned());
-        Self::start_program(std::path::Path::new("/usr/sbin/ip"), &wrapped, expect_listeners)
+        Self::start_program(
+            std::path::Path::new("/usr/sbin/ip"),
+            &wrapped,
+            expect_listeners,
+        )
     }
 
     /// Like [`Tunnel::start`] with another program speaking the same CLI contract (the

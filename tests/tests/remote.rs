@@ -35,8 +35,16 @@ fn transfer(kind: ServerKind, client: Client, mode: Mode) {
     let sum = random_file(&src, size).expect("random file");
     let name = format!("up-{client}-{}.bin", mode.verb());
     let rt = round_trip(client, mode, &target, &src, &name, &out).expect("round trip");
-    assert!(rt.listing.contains(&name), "listing lacks {name}:\n{}", rt.listing);
-    assert_eq!(sha256_file(&lab.uploaded(&name)).expect("hash"), sum, "upload corrupted");
+    assert!(
+        rt.listing.contains(&name),
+        "listing lacks {name}:\n{}",
+        rt.listing
+    );
+    assert_eq!(
+        sha256_file(&lab.uploaded(&name)).expect("hash"),
+        sum,
+        "upload corrupted"
+    );
     assert_eq!(sha256_file(&out).expect("hash"), sum, "download corrupted");
     tunnel
         .wait_transfer(WAIT, |t| t.to_server == size)
@@ -163,9 +171,7 @@ fn a_stranger_on_the_remote_data_listener_is_refused_and_the_client_served() {
     // The stranger got nothing: its connection was closed without a byte.
     if let Some(mut stranger) = stranger {
         let mut buf = [0u8; 64];
-        stranger
-            .set_read_timeout(Some(WAIT))
-            .expect("timeout");
+        stranger.set_read_timeout(Some(WAIT)).expect("timeout");
         let n = std::io::Read::read(&mut stranger, &mut buf).unwrap_or(0);
         assert_eq!(n, 0, "the stranger received data");
     }
