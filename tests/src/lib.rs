@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod clients;
+pub mod envoy;
 pub mod files;
 pub mod lab;
 pub mod netns;

@@ -8,7 +8,11 @@
 //! - Data paths are answered at once (the route is written to shared data synchronously).
 //!   Active mode is refused: the FTP server's data connection would come to Envoy and have
 //!   to reach the client before the server's `150`, and a network filter can neither hold a
-//!   reply for later nor learn when the other connection is up.
+//!   reply for later nor learn when the other connection is up. The refusal is a `502`
+//!   ([`ACTIVE_REFUSED_REPLY`]) rather than the core's `425`: lftp (ftp:auto-passive-mode)
+//!   switches to passive mode only after a 5xx reply to PORT/EPRT.
+//! - The core's AUTH refusal speaks of the SSH tunnel; through Envoy it says why instead
+//!   ([`AUTH_REFUSED_REPLY`]).
 //! - A passive data path is reported finished as soon as it is opened: Envoy's `tcp_proxy`
 //!   carries the data connection, which the control connection's filter never sees end. The
 //!   FTP server sends its completion reply only after its side of the data connection
@@ -25,8 +29,16 @@ use ftp_tunnel_core::session::Session;
 
 use crate::slots::{PLACEHOLDER_COMMAND, ReplySlots, ServerPiece};
 
-/// Why active mode is refused (ends up in the client's 425 reply, which says to use passive).
+/// Why active mode is refused (the reason the core is given).
 pub const ACTIVE_REFUSED: &str = "the Envoy filter carries passive-mode data connections only";
+
+/// The client's reply to PORT/EPRT/LPRT naming its own address.
+pub const ACTIVE_REFUSED_REPLY: &[u8] = b"502 Active mode is not available through this Envoy \
+    filter: it carries passive-mode data connections only. Use passive mode (EPSV/PASV).\r\n";
+
+/// The client's reply to AUTH (the core refuses it with 534; only the text differs).
+pub const AUTH_REFUSED_REPLY: &[u8] = b"534 AUTH refused: this Envoy filter must read the FTP \
+    control connection to route data connections, and TLS would hide it.\r\n";
 
 /// What the control filter does for the core outside the control connection.
 pub trait DataPaths {
@@ -52,6 +64,8 @@ pub struct ControlSession {
     /// Server-bound bytes the core produced while handling server bytes; a network filter
     /// can only send them with the next client bytes.
     deferred_to_server: Vec<u8>,
+    /// The core's next answer to the client is its refusal of an active-mode data path.
+    refusing_active: bool,
 }
 
 impl ControlSession {
@@ -62,6 +76,7 @@ impl ControlSession {
             session: Session::try_new(config)?,
             slots: ReplySlots::new(max_line),
             deferred_to_server: Vec::new(),
+            refusing_active: false,
         })
     }
 
@@ -123,7 +138,10 @@ impl ControlSession {
             for action in actions {
                 match action {
                     Action::ToServer(bytes) => self.send_server(&bytes, to_server),
-                    Action::ToClient(bytes) => to_client.extend_from_slice(&bytes),
+                    Action::ToClient(bytes) => {
+                        let bytes = self.adapt_answer(bytes);
+                        to_client.extend_from_slice(&bytes);
+                    }
                     Action::OpenForward { id, request } => self.open(id, &request, paths),
                     Action::CloseForward { id } => paths.close(id),
                     // Commands are only checked when `check_commands` is on, which this
@@ -147,10 +165,24 @@ impl ControlSession {
                     self.session.handle_data_finished(id);
                 }
             }
-            DataMode::Active => self
-                .session
-                .handle_forward_opened(id, Err(ForwardError::Denied(ACTIVE_REFUSED.into()))),
+            DataMode::Active => {
+                self.refusing_active = true;
+                self.session
+                    .handle_forward_opened(id, Err(ForwardError::Denied(ACTIVE_REFUSED.into())));
+            }
         }
+    }
+
+    /// Replaces the two core answers whose wording or code does not fit Envoy (see the
+    /// module documentation); every other answer goes to the client as the core wrote it.
+    fn adapt_answer(&mut self, bytes: Vec<u8>) -> Vec<u8> {
+        if std::mem::take(&mut self.refusing_active) && bytes.starts_with(b"425 ") {
+            return ACTIVE_REFUSED_REPLY.to_vec();
+        }
+        if bytes.starts_with(b"534 ") {
+            return AUTH_REFUSED_REPLY.to_vec();
+        }
+        bytes
     }
 
     /// Appends the core's server-bound bytes, one reply slot per complete command line.
@@ -261,7 +293,7 @@ mod tests {
         let lines: Vec<&str> = back.split_inclusive("\r\n").collect();
         assert_eq!(lines.len(), 3, "{back}");
         assert_eq!(lines[0], "331 pw\r\n");
-        assert!(lines[1].starts_with("534 "), "{back}");
+        assert_eq!(lines[1].as_bytes(), AUTH_REFUSED_REPLY);
         assert_eq!(lines[2], "230 in\r\n");
     }
 
@@ -282,9 +314,20 @@ mod tests {
             text(s.from_client(b"PORT 198,51,100,7,4,1\r\n", &mut p)),
             "NOOP\r\n"
         );
+        let back = s.from_server(b"200 NOOP ok\r\n", false, &mut p);
+        assert_eq!(back, ACTIVE_REFUSED_REPLY);
+        // EPRT alike; a malformed one keeps the core's own 501.
+        assert_eq!(
+            text(s.from_client(b"EPRT |1|198.51.100.7|1025|\r\n", &mut p)),
+            "NOOP\r\n"
+        );
+        assert_eq!(
+            s.from_server(b"200 NOOP ok\r\n", false, &mut p),
+            ACTIVE_REFUSED_REPLY
+        );
+        s.from_client(b"EPRT |1|x|\r\n", &mut p);
         let back = text(s.from_server(b"200 NOOP ok\r\n", false, &mut p));
-        assert!(back.starts_with("425 "), "{back}");
-        assert!(back.contains("Use passive mode"), "{back}");
+        assert!(back.starts_with("501 "), "{back}");
         assert!(p.opened.is_empty());
     }
 
