@@ -89,15 +89,25 @@ impl Envoy {
                 String::from_utf8_lossy(&out.stderr)
             )));
         }
-        let config = dir.path().join("envoy.yaml");
-        fs::write(&config, &out.stdout)?;
         let text = String::from_utf8_lossy(&out.stdout);
         if text.contains("${") {
-            return Err(Error::Setup(format!(
-                "placeholder left in {}",
-                config.display()
-            )));
+            return Err(Error::Setup(format!("placeholder left in {text}")));
         }
+        let ports: Vec<u16> = std::iter::once(LISTEN_PORT).chain(DATA_PORTS).collect();
+        Self::start_with_config(envoy, ns, dir, &text, &ports)
+    }
+
+    /// Starts `envoy` inside `ns` with the bootstrap `config` (kept in `dir`), and waits
+    /// until something listens on each of `ports`.
+    pub fn start_with_config(
+        envoy: &Path,
+        ns: &NetNs,
+        dir: tempfile::TempDir,
+        config: &str,
+        ports: &[u16],
+    ) -> Result<Self> {
+        let config_path = dir.path().join("envoy.yaml");
+        fs::write(&config_path, config)?;
         let log = dir.path().join("envoy.log");
         let stdout = fs::File::create(dir.path().join("envoy.out"))?;
         // Two workers whatever the machine: a data connection then can land on another
@@ -105,7 +115,7 @@ impl Envoy {
         let child = ns
             .command_in(envoy, &[])
             .arg("-c")
-            .arg(&config)
+            .arg(&config_path)
             .args(["--disable-hot-restart", "--concurrency", "2", "-l", "info"])
             .args(["--file-flush-interval-msec", "50", "--log-path"])
             .arg(&log)
@@ -118,7 +128,7 @@ impl Envoy {
             child: Some(child),
             dir,
         };
-        for port in std::iter::once(LISTEN_PORT).chain(DATA_PORTS) {
+        for &port in ports {
             if let Err(err) = ns.wait_listening(port, START_TIMEOUT) {
                 e.dump();
                 return Err(err);

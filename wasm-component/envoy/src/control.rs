@@ -355,4 +355,23 @@ mod tests {
         assert_eq!(text(s.from_client(b"\r\nNOOP\r\n", &mut p)), "NOOP\r\n");
         assert_eq!(s.pending_replies(), 1);
     }
+
+    /// Not a check: the filter logic's own CPU cost per control line (command + reply),
+    /// natively. `cargo test --release -p ftp-tunnel-envoy -- --ignored --nocapture`
+    #[test]
+    #[ignore = "benchmark; run by hand with --release"]
+    fn control_line_cpu_cost() {
+        let mut s = session();
+        let mut p = FakePaths::default();
+        s.from_server(b"220 hi\r\n", false, &mut p);
+        const N: u32 = 200_000;
+        let started = std::time::Instant::now();
+        for _ in 0..N {
+            let sent = s.from_client(b"NOOP\r\n", &mut p);
+            let back = s.from_server(b"200 NOOP ok\r\n", false, &mut p);
+            assert_eq!((sent.len(), back.len()), (6, 13));
+        }
+        let per_line = started.elapsed().as_nanos() / u128::from(N);
+        println!("filter logic (core + reply slots), native: {per_line} ns per command + reply");
+    }
 }
