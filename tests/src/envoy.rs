@@ -55,9 +55,10 @@ pub struct Envoy {
 }
 
 impl Envoy {
-    /// Starts `envoy` inside `ns` in front of the FTP server at 127.0.0.1:`ftp_port`, and
-    /// waits until every listener is open.
-    pub fn start(envoy: &Path, ns: &NetNs, ftp_port: u16) -> Result<Self> {
+    /// Starts `envoy` inside `ns` in front of the FTP server at `server_host:ftp_port`
+    /// (`127.0.0.1`, or a name for it such as `localhost`), and waits until every listener
+    /// is open.
+    pub fn start(envoy: &Path, ns: &NetNs, server_host: &str, ftp_port: u16) -> Result<Self> {
         let wasm = filter_wasm();
         if !wasm.is_file() {
             return Err(Error::Setup(format!(
@@ -74,7 +75,7 @@ impl Envoy {
         subst
             .stdin(fs::File::open(&template)?)
             .env("LISTEN_PORT", LISTEN_PORT.to_string())
-            .env("FTP_SERVER_HOST", "127.0.0.1")
+            .env("FTP_SERVER_HOST", server_host)
             .env("FTP_SERVER_PORT", ftp_port.to_string())
             .env("FILTER_WASM", &wasm);
         for (i, port) in DATA_PORTS.iter().enumerate() {

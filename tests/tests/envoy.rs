@@ -54,9 +54,18 @@ struct Gateway<S: FtpServer> {
 
 impl<S: FtpServer> Gateway<S> {
     fn start(envoy: &Path, start_server: impl FnOnce(&NetNs) -> ftp_tunnel_e2e::Result<S>) -> Self {
+        Self::start_for(envoy, "127.0.0.1", start_server)
+    }
+
+    /// Envoy's configuration names the FTP server `server_host`.
+    fn start_for(
+        envoy: &Path,
+        server_host: &str,
+        start_server: impl FnOnce(&NetNs) -> ftp_tunnel_e2e::Result<S>,
+    ) -> Self {
         let ns = NetNs::new().expect("namespace");
         let server = start_server(&ns).expect("FTP server");
-        let envoy = Envoy::start(envoy, &ns, server.port()).expect("envoy");
+        let envoy = Envoy::start(envoy, &ns, server_host, server.port()).expect("envoy");
         let scratch = tempfile::tempdir().expect("scratch dir");
         Gateway {
             envoy,
@@ -409,8 +418,10 @@ fn security_rules_hold_through_envoy() {
         return;
     };
     // A peer whose passive replies name a foreign host (10.1.2.3): the data must still go
-    // to the configured FTP server (127.0.0.1), never to the address the reply names.
-    let gw = Gateway::start(&envoy, |ns| {
+    // to the configured FTP server, never to the address the reply names. The server is
+    // configured by name (`localhost`): data then goes to the address the control
+    // connection reached (127.0.0.1).
+    let gw = Gateway::start_for(&envoy, "localhost", |ns| {
         Pyftpd::start_broken(
             ns,
             2121,
