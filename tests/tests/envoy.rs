@@ -333,6 +333,42 @@ fn two_concurrent_sessions_never_get_each_others_data() {
     assert_eq!(sha256_file(&outs[1].1).expect("hash"), sum_b);
 }
 
+#[test]
+fn ten_pending_data_paths_per_client_address_then_a_clear_425() {
+    let Some(envoy) = envoy_or_skip("ten_pending_data_paths_per_client_address") else {
+        return;
+    };
+    let gw = Gateway::start(&envoy, Pyftpd::start);
+    // Ten sessions of one client address each wait for a data connection: all ten ports.
+    let mut sessions: Vec<RawFtp> = (0..DATA_PORTS.len()).map(|_| gw.login()).collect();
+    let mut ports: Vec<u16> = sessions
+        .iter_mut()
+        .map(|s| s.epsv().expect("EPSV").port())
+        .collect();
+    ports.sort_unstable();
+    assert_eq!(
+        ports, DATA_PORTS,
+        "each pending data path has its own data listener"
+    );
+    let mut eleventh = gw.login();
+    let r = eleventh.cmd("EPSV").expect("EPSV");
+    assert_eq!(r.code, 425, "{}", r.text);
+    assert!(
+        r.text.contains("data ports"),
+        "the 425 does not say why: {}",
+        r.text
+    );
+    // A session that ends withdraws its route: its port is free again.
+    let gone = sessions.pop().expect("a session");
+    drop(gone);
+    let port = ftp_tunnel_e2e::poll_until(IO_TIMEOUT, || {
+        let r = eleventh.cmd("EPSV")?;
+        Ok((r.code == 229).then(|| ftp_tunnel_e2e::rawftp::parse_229(&r.text)))
+    })
+    .expect("a port freed by the ended session");
+    assert!(port.is_some_and(|p| DATA_PORTS.contains(&p)));
+}
+
 /// Connects to `addr` from inside the namespace (a client address other than the root
 /// namespace's) and reports what happened: `GOT n` bytes before the end, or `OPEN`.
 const THIEF_PY: &str = r#"
