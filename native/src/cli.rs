@@ -8,7 +8,8 @@ use clap::{ArgAction, Parser, Subcommand};
 
 use crate::spec::ForwardSpec;
 use crate::ssh::{SshOptions, StrictHostKeyChecking};
-use crate::tunnel::{FtpSettings, TunnelConfig};
+use crate::settings::FtpSettings;
+use crate::tunnel::TunnelConfig;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -85,7 +86,9 @@ pub struct Cli {
     #[arg(short = 'L', value_name = "SPEC", action = ArgAction::Append)]
     pub local: Vec<ForwardSpec>,
 
-    /// Remote forward (`-R ftp/...`): not available yet.
+    /// Remote forward: `[ftp/|tcp/][BIND_ADDR:]PORT:HOST:HOSTPORT`; the SSH server listens on
+    /// BIND_ADDR:PORT (default 127.0.0.1) and each connection there is carried to HOST:HOSTPORT
+    /// as seen from here.
     #[arg(short = 'R', value_name = "SPEC", action = ArgAction::Append)]
     pub remote: Vec<ForwardSpec>,
 
@@ -107,6 +110,7 @@ pub struct Cli {
 pub enum Command {
     /// Start an embedded SSH server and FTP server on loopback and run real transfers
     /// through the tunnel in passive and active mode.
+    #[cfg(feature = "demo")]
     Demo(crate::demo::DemoOptions),
 }
 
@@ -133,14 +137,10 @@ impl Cli {
             .destination
             .as_deref()
             .ok_or_else(|| CliError::Usage("no SSH server given".to_owned()))?;
-        if !self.remote.is_empty() {
+        if self.local.is_empty() && self.remote.is_empty() {
             return Err(CliError::Usage(
-                "-R (remote FTP tunnels) is not supported yet".to_owned(),
-            ));
-        }
-        if self.local.is_empty() {
-            return Err(CliError::Usage(
-                "nothing to forward: give at least one -L ftp/PORT:HOST:HOSTPORT".to_owned(),
+                "nothing to forward: give at least one -L ftp/PORT:HOST:HOSTPORT or -R ftp/PORT:HOST:HOSTPORT"
+                    .to_owned(),
             ));
         }
         let (user_from_destination, host) = match destination.rsplit_once('@') {
@@ -178,6 +178,7 @@ impl Cli {
         Ok(TunnelConfig {
             ssh,
             forwards: self.local.clone(),
+            remote_forwards: self.remote.clone(),
             ftp,
         })
     }
@@ -227,7 +228,7 @@ fn apply_option(
                     .map_err(|_| bad("expected an IP address".to_owned()))?,
             )
         }
-        "activebindaddress" => ftp.active_bind = value.to_owned(),
+        "activebindaddress" => ftp.active_bind = Some(value.to_owned()),
         "datatimeout" => {
             let seconds: u64 = value
                 .parse()

@@ -25,10 +25,12 @@ use russh::keys::HashAlg;
 use sha2::{Digest, Sha256};
 use tokio::sync::broadcast;
 
-use crate::forwards::DataMode;
+use ftp_tunnel_core::session::DataMode;
 use crate::spec::ForwardSpec;
 use crate::ssh::{SshOptions, StrictHostKeyChecking};
-use crate::tunnel::{FtpSettings, Tunnel, TunnelConfig, TunnelEvent};
+use crate::events::TunnelEvent;
+use crate::settings::FtpSettings;
+use crate::tunnel::{Tunnel, TunnelConfig};
 use ftp_client::{FtpMode, Payload, hex};
 use ftp_server::FtpServer;
 use report::{ModeReport, RewriteLine, TunnelTransfer};
@@ -126,6 +128,7 @@ async fn run_in(opts: &DemoOptions, work: &Path) -> anyhow::Result<()> {
     let tunnel = Tunnel::start(TunnelConfig {
         ssh: ssh_options,
         forwards: vec![forward],
+        remote_forwards: vec![],
         ftp: FtpSettings::default(),
     })
     .await

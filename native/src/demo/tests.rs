@@ -243,7 +243,8 @@ async fn ssh_server_direct_tcpip_and_remote_forward() {
 #[tokio::test]
 async fn tunnel_refuses_a_wrong_host_key() {
     use crate::ssh::{SshOptions, StrictHostKeyChecking};
-    use crate::tunnel::{FtpSettings, Tunnel, TunnelConfig};
+    use crate::settings::FtpSettings;
+    use crate::tunnel::{Tunnel, TunnelConfig};
 
     let dir = tempfile::tempdir().unwrap();
     let client_key = generate_ed25519();
@@ -286,6 +287,7 @@ async fn tunnel_refuses_a_wrong_host_key() {
             connect_timeout: DEADLINE,
         },
         forwards: vec![],
+        remote_forwards: vec![],
         ftp: FtpSettings::default(),
     };
     let started = tokio::time::timeout(DEADLINE, Tunnel::start(config))
