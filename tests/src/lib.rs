@@ -8,6 +8,7 @@
 
 pub mod clients;
 pub mod dropbear;
+pub mod envoy;
 pub mod files;
 pub mod lab;
 pub mod netns;
