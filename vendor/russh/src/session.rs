@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use byteorder::{BigEndian, ByteOrder};
 use bytes::Bytes;
-use log::{debug, trace};
+use log::{debug, trace, warn};
 use ssh_encoding::Encode;
 use tokio::sync::oneshot;
 
@@ -333,6 +333,83 @@ impl Encrypted {
             }
         }
         Ok(false)
+    }
+
+    /// Debits `len` received bytes from the window we granted on `channel`. Nothing is
+    /// announced here: that waits until the application consumes the data
+    /// ([`Self::announce_consumed`]). A peer that sends beyond the window still has its
+    /// data delivered, as OpenSSH does; the excess is deducted from later announcements
+    /// and the connection fails once it exceeds a tenth of the window.
+    pub(crate) fn record_received(
+        &mut self,
+        channel: ChannelId,
+        len: usize,
+        window: &crate::channels::ReceiveWindow,
+    ) -> Result<(), crate::Error> {
+        let Some(channel) = self.channels.get_mut(&channel) else {
+            return Ok(());
+        };
+        let len = u32::try_from(len).unwrap_or(u32::MAX);
+        if len <= channel.sender_window_size {
+            channel.sender_window_size -= len;
+            return Ok(());
+        }
+        let over = len - channel.sender_window_size;
+        channel.sender_window_size = 0;
+        let excess = window.add_excess(over);
+        if excess > window.max() / 10 {
+            warn!(
+                "channel {:?}: peer ignored the channel window ({excess} bytes beyond it)",
+                channel.sender_channel
+            );
+            return Err(crate::Error::Inconsistent);
+        }
+        debug!(
+            "channel {:?}: peer sent {over} bytes beyond the window",
+            channel.sender_channel
+        );
+        Ok(())
+    }
+
+    /// Sends `CHANNEL_WINDOW_ADJUST` for the bytes the application consumed on `channel`,
+    /// moving its window towards `target` (what `Handler::adjust_window` returned).
+    pub(crate) fn announce_consumed(
+        &mut self,
+        channel: ChannelId,
+        window: &crate::channels::ReceiveWindow,
+        target: u32,
+    ) -> Result<(), crate::Error> {
+        let Some(channel) = self.channels.get_mut(&channel) else {
+            return Ok(());
+        };
+        let mut amount = window.deduct_excess(window.take_consumed());
+        let max = window.max();
+        let new_max = if target >= max {
+            amount = amount.saturating_add(target - max);
+            target
+        } else {
+            // Shrinks only by what is being returned: the peer may already use the rest.
+            let shrink = (max - target).min(amount);
+            amount -= shrink;
+            max - shrink
+        };
+        if new_max != max {
+            window.set_max(new_max, channel.sender_maximum_packet_size);
+        }
+        if amount == 0 {
+            return Ok(());
+        }
+        trace!(
+            "channel {:?}: window adjust {amount}",
+            channel.sender_channel
+        );
+        push_packet!(self.write, {
+            self.write.push(msg::CHANNEL_WINDOW_ADJUST);
+            channel.recipient_channel.encode(&mut self.write)?;
+            amount.encode(&mut self.write)?;
+        });
+        channel.sender_window_size = channel.sender_window_size.saturating_add(amount);
+        Ok(())
     }
 
     fn flush_channel(

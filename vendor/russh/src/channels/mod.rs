@@ -2,7 +2,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::mpsc::{Receiver, Sender};
+use tokio::sync::mpsc::Sender;
 use tokio::sync::{Mutex, Notify};
 
 use crate::{ChannelId, ChannelOpenFailure, Error, Pty, Sig};
@@ -11,6 +11,9 @@ pub mod io;
 
 mod channel_ref;
 pub use channel_ref::ChannelRef;
+
+mod receive_window;
+pub(crate) use receive_window::{ChannelReceiver, ConsumedChannels, ReceiveWindow};
 
 mod channel_stream;
 pub use channel_stream::ChannelStream;
@@ -144,7 +147,7 @@ impl WindowSizeRef {
 ///
 /// Allows you to read from a channel without borrowing the session
 pub struct ChannelReadHalf {
-    pub(crate) receiver: Receiver<ChannelMsg>,
+    pub(crate) receiver: ChannelReceiver,
 }
 
 impl std::fmt::Debug for ChannelReadHalf {
@@ -155,6 +158,10 @@ impl std::fmt::Debug for ChannelReadHalf {
 
 impl ChannelReadHalf {
     /// Awaits an incoming [`ChannelMsg`], this method returns [`None`] if the channel has been closed.
+    ///
+    /// Taking data out of the channel is what lets the peer send more (the channel's
+    /// window is re-opened as data is consumed): a channel that is not read stops its
+    /// peer after one window, without holding up the other channels.
     pub async fn wait(&mut self) -> Option<ChannelMsg> {
         self.receiver.recv().await
     }
@@ -466,16 +473,15 @@ impl<S: From<(ChannelId, ChannelMsg)> + Send + Sync + 'static> Channel<S> {
         sender: Sender<S>,
         max_packet_size: u32,
         window_size: u32,
-        channel_buffer_size: usize,
     ) -> (Self, ChannelRef) {
-        let (tx, rx) = tokio::sync::mpsc::channel(channel_buffer_size);
-        let window_size = WindowSizeRef::new(window_size);
-        let read_half = ChannelReadHalf { receiver: rx };
+        let (channel_ref, receiver) = ChannelRef::with_send_window(window_size);
+        let window_size_ref = channel_ref.window_size.clone();
+        let read_half = ChannelReadHalf { receiver };
         let write_half = ChannelWriteHalf {
             id,
             sender,
             max_packet_size,
-            window_size: window_size.clone(),
+            window_size: window_size_ref,
         };
 
         (
@@ -483,10 +489,7 @@ impl<S: From<(ChannelId, ChannelMsg)> + Send + Sync + 'static> Channel<S> {
                 write_half,
                 read_half,
             },
-            ChannelRef {
-                sender: tx,
-                window_size,
-            },
+            channel_ref,
         )
     }
 
@@ -831,7 +834,7 @@ mod tests {
     async fn channel_data_bytes_forwards_to_write_half() {
         let (sender, mut receiver) = mpsc::channel(8);
         let (channel, _reference) =
-            Channel::<(ChannelId, ChannelMsg)>::new(ChannelId(9), sender, 1024, 1024, 8);
+            Channel::<(ChannelId, ChannelMsg)>::new(ChannelId(9), sender, 1024, 1024);
 
         channel.data_bytes(Bytes::from_static(b"channel")).await.unwrap();
 

@@ -60,6 +60,29 @@ fn verify_hostkeys_proof(
 }
 
 impl Session {
+    /// Debits received channel data from the channel's window. A channel with a queue
+    /// announces it again as the application consumes it; one without (driven through
+    /// `Handler` callbacks only) consumes it on receipt, as before.
+    fn record_received<H: Handler>(
+        &mut self,
+        client: &mut H,
+        channel: ChannelId,
+        data: &[u8],
+    ) -> Result<(), H::Error> {
+        let Some(enc) = self.common.encrypted.as_mut() else {
+            return Ok(());
+        };
+        if let Some(chan) = self.channels.get(&channel) {
+            enc.record_received(channel, data.len(), chan.receive_window())?;
+        } else if enc.adjust_window_size(channel, data, self.target_window_size)? {
+            let next_window = client.adjust_window(channel, self.target_window_size);
+            if next_window > 0 {
+                self.target_window_size = next_window
+            }
+        }
+        Ok(())
+    }
+
     pub(crate) async fn client_read_encrypted<H: Handler>(
         &mut self,
         client: &mut H,
@@ -595,17 +618,7 @@ impl Session {
                 if !self.common.is_established_channel(channel_num) {
                     return Ok(());
                 }
-                let target = self.common.config.window_size;
-                #[allow(clippy::collapsible_if)]
-                if let Some(ref mut enc) = self.common.encrypted {
-                    if enc.adjust_window_size(channel_num, &data, target)? {
-                        let next_window =
-                            client.adjust_window(channel_num, self.target_window_size);
-                        if next_window > 0 {
-                            self.target_window_size = next_window
-                        }
-                    }
-                }
+                self.record_received(client, channel_num, &data)?;
 
                 if let Some(chan) = self.channels.get(&channel_num) {
                     let _ = chan.send(ChannelMsg::Data { data: data.clone() }).await;
@@ -622,17 +635,7 @@ impl Session {
                 if !self.common.is_established_channel(channel_num) {
                     return Ok(());
                 }
-                let target = self.common.config.window_size;
-                #[allow(clippy::collapsible_if)]
-                if let Some(ref mut enc) = self.common.encrypted {
-                    if enc.adjust_window_size(channel_num, &data, target)? {
-                        let next_window =
-                            client.adjust_window(channel_num, self.target_window_size);
-                        if next_window > 0 {
-                            self.target_window_size = next_window
-                        }
-                    }
-                }
+                self.record_received(client, channel_num, &data)?;
 
                 if let Some(chan) = self.channels.get(&channel_num) {
                     let _ = chan
@@ -862,7 +865,6 @@ impl Session {
                     self.inbound_channel_sender.clone(),
                     channel_params.recipient_maximum_packet_size,
                     channel_params.recipient_window_size,
-                    self.common.config.channel_buffer_size,
                 );
 
                 let pending = crate::PendingChannelOpen {

@@ -59,7 +59,8 @@ use tokio::sync::oneshot;
 pub use crate::auth::AuthResult;
 use crate::cert::PublicKeyOrCertificate;
 use crate::channels::{
-    Channel, ChannelMsg, ChannelReadHalf, ChannelRef, ChannelWriteHalf, WindowSizeRef,
+    Channel, ChannelMsg, ChannelReadHalf, ChannelReceiver, ChannelRef, ChannelWriteHalf,
+    ConsumedChannels, WindowSizeRef,
 };
 use crate::cipher::{self, OpeningKey, clear};
 use crate::kex::{KexAlgorithmImplementor, KexCause, KexProgress, SessionKexState};
@@ -99,6 +100,8 @@ pub struct Session {
     priority_receiver: UnboundedReceiver<Msg>,
     inbound_channel_sender: Sender<Msg>,
     inbound_channel_receiver: Receiver<Msg>,
+    /// Channels whose application consumed enough data to re-open their window.
+    consumed: ConsumedChannels,
     open_global_requests: VecDeque<GlobalRequestResponse>,
     server_sig_algs: Option<Vec<Algorithm>>,
     /// Number of EXT_INFO messages received (RFC 8308 allows at most two).
@@ -317,7 +320,6 @@ pub struct Handle<H: Handler> {
     sender: Sender<Msg>,
     receiver: UnboundedReceiver<Reply>,
     join: russh_util::runtime::JoinHandle<Result<(), H::Error>>,
-    channel_buffer_size: usize,
     agent_session_binding: Option<crate::keys::agent::AgentSessionBinding>,
 }
 
@@ -740,7 +742,7 @@ impl<H: Handler> Handle<H> {
     /// Wait for confirmation that a channel is open
     async fn wait_channel_confirmation(
         &self,
-        mut receiver: Receiver<ChannelMsg>,
+        mut receiver: ChannelReceiver,
         window_size_ref: WindowSizeRef,
     ) -> Result<Channel<Msg>, crate::Error> {
         loop {
@@ -842,8 +844,7 @@ impl<H: Handler> Handle<H> {
     /// usable when it's confirmed by the server, as indicated by the
     /// `confirmed` field of the corresponding `Channel`.
     pub async fn channel_open_session(&self) -> Result<Channel<Msg>, crate::Error> {
-        let (sender, receiver) = channel(self.channel_buffer_size);
-        let channel_ref = ChannelRef::new(sender);
+        let (channel_ref, receiver) = ChannelRef::channel();
         let window_size_ref = channel_ref.window_size().clone();
 
         self.sender
@@ -860,8 +861,7 @@ impl<H: Handler> Handle<H> {
         originator_address: A,
         originator_port: u32,
     ) -> Result<Channel<Msg>, crate::Error> {
-        let (sender, receiver) = channel(self.channel_buffer_size);
-        let channel_ref = ChannelRef::new(sender);
+        let (channel_ref, receiver) = ChannelRef::channel();
         let window_size_ref = channel_ref.window_size().clone();
 
         self.sender
@@ -891,8 +891,7 @@ impl<H: Handler> Handle<H> {
         originator_address: B,
         originator_port: u32,
     ) -> Result<Channel<Msg>, crate::Error> {
-        let (sender, receiver) = channel(self.channel_buffer_size);
-        let channel_ref = ChannelRef::new(sender);
+        let (channel_ref, receiver) = ChannelRef::channel();
         let window_size_ref = channel_ref.window_size().clone();
 
         self.sender
@@ -913,8 +912,7 @@ impl<H: Handler> Handle<H> {
         &self,
         socket_path: S,
     ) -> Result<Channel<Msg>, crate::Error> {
-        let (sender, receiver) = channel(self.channel_buffer_size);
-        let channel_ref = ChannelRef::new(sender);
+        let (channel_ref, receiver) = ChannelRef::channel();
         let window_size_ref = channel_ref.window_size().clone();
 
         self.sender
@@ -1234,7 +1232,6 @@ where
             config.maximum_packet_size
         );
     }
-    let channel_buffer_size = config.channel_buffer_size;
     let mut session = Session::new(
         config.window_size,
         CommonSession {
@@ -1275,7 +1272,6 @@ where
         sender: handle_sender,
         receiver: handle_receiver,
         join,
-        channel_buffer_size,
         agent_session_binding,
     })
 }
@@ -1329,6 +1325,7 @@ impl Session {
             priority_receiver,
             inbound_channel_sender,
             inbound_channel_receiver,
+            consumed: ConsumedChannels::default(),
             channels: HashMap::new(),
             pending_reads: Vec::new(),
             pending_len: 0,
@@ -1521,6 +1518,12 @@ impl Session {
                     // eagerly take all outgoing messages so writes are batched
                     self.drain_priority_msgs()?;
                 }
+                Some(id) = self.consumed.next(), if !self.kex.active() => {
+                    self.announce_consumed(handler, id)?;
+                    while let Some(id) = self.consumed.try_next() {
+                        self.announce_consumed(handler, id)?;
+                    }
+                }
                 msg = self.inbound_channel_receiver.recv(), if can_receive_outbound => {
                     self.drain_priority_msgs()?;
                     match msg {
@@ -1605,6 +1608,32 @@ impl Session {
         })
     }
 
+    /// Registers a channel this client opened, with the window it announced.
+    fn register_channel(&mut self, id: ChannelId, channel_ref: ChannelRef) {
+        let window = self.common.config.window_size;
+        self.register_channel_with(id, channel_ref, window);
+    }
+
+    fn register_channel_with(&mut self, id: ChannelId, channel_ref: ChannelRef, window: u32) {
+        let packet = self.common.config.maximum_packet_size;
+        self.consumed
+            .register(channel_ref.receive_window(), id, window, packet);
+        self.channels.insert(id, channel_ref);
+    }
+
+    /// Re-opens the window of a channel whose application consumed data, towards the
+    /// target `Handler::adjust_window` returns (#770: the client used to ignore it).
+    fn announce_consumed<H: Handler>(&mut self, handler: &mut H, id: ChannelId) -> Result<(), Error> {
+        let (Some(chan), Some(enc)) = (self.channels.get(&id), self.common.encrypted.as_mut()) else {
+            return Ok(());
+        };
+        let next = handler.adjust_window(id, self.target_window_size);
+        if next > 0 {
+            self.target_window_size = next;
+        }
+        enc.announce_consumed(id, chan.receive_window(), self.target_window_size)
+    }
+
     /// Channel open replies must be dispatched before any channel traffic
     /// queued after them: the bounded receivers may hold data for a channel
     /// whose confirmation is still sitting in the priority queue, and
@@ -1644,7 +1673,7 @@ impl Session {
             }
             Msg::ChannelOpenSession { channel_ref } => {
                 let id = self.channel_open_session()?;
-                self.channels.insert(id, channel_ref);
+                self.register_channel(id, channel_ref);
             }
             Msg::ChannelOpenX11 {
                 originator_address,
@@ -1652,7 +1681,7 @@ impl Session {
                 channel_ref,
             } => {
                 let id = self.channel_open_x11(&originator_address, originator_port)?;
-                self.channels.insert(id, channel_ref);
+                self.register_channel(id, channel_ref);
             }
             Msg::ChannelOpenDirectTcpIp {
                 host_to_connect,
@@ -1667,14 +1696,14 @@ impl Session {
                     &originator_address,
                     originator_port,
                 )?;
-                self.channels.insert(id, channel_ref);
+                self.register_channel(id, channel_ref);
             }
             Msg::ChannelOpenDirectStreamLocal {
                 socket_path,
                 channel_ref,
             } => {
                 let id = self.channel_open_direct_streamlocal(&socket_path)?;
-                self.channels.insert(id, channel_ref);
+                self.register_channel(id, channel_ref);
             }
             Msg::TcpIpForward {
                 reply_channel,
@@ -1852,8 +1881,8 @@ impl Session {
                     });
                     enc.channels
                         .insert(pending.sender_channel, pending.channel_params);
-                    self.channels
-                        .insert(pending.sender_channel, pending.channel_ref);
+                    let window = pending.window_size;
+                    self.register_channel_with(pending.sender_channel, pending.channel_ref, window);
                 }
                 Err(reason) => {
                     push_packet!(enc.write, {
@@ -2580,6 +2609,139 @@ mod tests {
             matches!(err, crate::Error::PacketSize(len) if len > crate::cipher::MAXIMUM_DECOMPRESSED_PACKET_LEN)
         );
     }
+
+    /// A direct-tcpip channel opened and confirmed on `session`; returns its id and the
+    /// receiver the application would read.
+    #[cfg(feature = "flate2")]
+    async fn confirmed_channel(session: &mut Session) -> (ChannelId, ChannelReceiver) {
+        let (channel_ref, receiver) = ChannelRef::channel();
+        session
+            .handle_msg(Msg::ChannelOpenDirectTcpIp {
+                host_to_connect: "h".into(),
+                port_to_connect: 1,
+                originator_address: "o".into(),
+                originator_port: 2,
+                channel_ref,
+            })
+            .unwrap();
+        let id = *session.channels.keys().next().unwrap();
+        let mut confirmation = vec![msg::CHANNEL_OPEN_CONFIRMATION];
+        id.0.encode(&mut confirmation).unwrap();
+        7u32.encode(&mut confirmation).unwrap();
+        1024u32.encode(&mut confirmation).unwrap();
+        32768u32.encode(&mut confirmation).unwrap();
+        session
+            .process_packet(&mut TestHandler, &confirmation)
+            .await
+            .unwrap();
+        let mut receiver = receiver;
+        assert!(matches!(receiver.recv().await, Some(ChannelMsg::Open { .. })));
+        (id, receiver)
+    }
+
+    #[cfg(feature = "flate2")]
+    fn data_packet(id: ChannelId, len: usize) -> Vec<u8> {
+        let mut packet = vec![msg::CHANNEL_DATA];
+        id.0.encode(&mut packet).unwrap();
+        vec![0x5a_u8; len].as_slice().encode(&mut packet).unwrap();
+        packet
+    }
+
+    /// Announces what the application consumed, as the event loop does.
+    #[cfg(feature = "flate2")]
+    fn announce(session: &mut Session) {
+        while let Some(id) = session.consumed.try_next() {
+            session.announce_consumed(&mut TestHandler, id).unwrap();
+        }
+    }
+
+    #[cfg(feature = "flate2")]
+    #[tokio::test]
+    async fn window_reopens_as_data_is_consumed_and_overruns_are_deducted() {
+        let mut session = authenticated_session();
+        let window = session.common.config.window_size as usize;
+        let (id, mut receiver) = confirmed_channel(&mut session).await;
+        assert_eq!(session.sender_window_size(id), window);
+
+        // A whole window arrives: nothing is announced while the application has not read.
+        for _ in 0..window / 32768 {
+            session
+                .process_packet(&mut TestHandler, &data_packet(id, 32768))
+                .await
+                .unwrap();
+        }
+        announce(&mut session);
+        assert_eq!(session.sender_window_size(id), 0);
+
+        // The peer overruns by 64 KiB (within OpenSSH's 10 % grace): delivered, not granted.
+        session
+            .process_packet(&mut TestHandler, &data_packet(id, 65536))
+            .await
+            .unwrap();
+        let mut queued = 0;
+        while let Some(Some(ChannelMsg::Data { data })) =
+            futures::FutureExt::now_or_never(receiver.recv())
+        {
+            queued += data.len();
+        }
+        assert_eq!(queued, window + 65536, "every byte reaches the application");
+
+        // Consuming it all re-opens exactly the window: the excess is deducted.
+        announce(&mut session);
+        assert_eq!(session.sender_window_size(id), window);
+
+        // Half a window consumed is announced (threshold: 3 packets), a packet less is not.
+        for _ in 0..2 {
+            session
+                .process_packet(&mut TestHandler, &data_packet(id, 32768))
+                .await
+                .unwrap();
+            receiver.recv().await.unwrap();
+        }
+        announce(&mut session);
+        assert_eq!(session.sender_window_size(id), window - 65536);
+        session
+            .process_packet(&mut TestHandler, &data_packet(id, 32768))
+            .await
+            .unwrap();
+        receiver.recv().await.unwrap();
+        announce(&mut session);
+        assert_eq!(session.sender_window_size(id), window);
+
+        // A peer ignoring the window beyond a tenth of it ends the session.
+        let mut result = Ok(());
+        for _ in 0..(window + window / 10) / 32768 + 2 {
+            result = session
+                .process_packet(&mut TestHandler, &data_packet(id, 32768))
+                .await;
+            if result.is_err() {
+                break;
+            }
+        }
+        assert!(matches!(result, Err(crate::Error::Inconsistent)), "{result:?}");
+    }
+
+    #[cfg(feature = "flate2")]
+    #[tokio::test]
+    async fn data_for_a_dropped_reader_is_consumed_at_once() {
+        let mut session = authenticated_session();
+        let window = session.common.config.window_size as usize;
+        let (id, receiver) = confirmed_channel(&mut session).await;
+        session
+            .process_packet(&mut TestHandler, &data_packet(id, 32768))
+            .await
+            .unwrap();
+        // Queued but never read, then the reader goes: counted when it is dropped.
+        drop(receiver);
+        for _ in 0..3 {
+            session
+                .process_packet(&mut TestHandler, &data_packet(id, 32768))
+                .await
+                .unwrap();
+        }
+        announce(&mut session);
+        assert_eq!(session.sender_window_size(id), window);
+    }
 }
 
 fn initial_encrypted_state(session: &Session) -> EncryptedState {
@@ -2726,11 +2888,15 @@ pub struct Config {
     pub client_id: SshId,
     /// The bytes and time limits before key re-exchange.
     pub limits: Limits,
-    /// The initial size of a channel (used for flow control).
+    /// The initial size of a channel (used for flow control). It also bounds the memory
+    /// a channel's unread incoming data takes: the window is re-opened as the
+    /// application reads.
     pub window_size: u32,
     /// The maximal size of a single packet.
     pub maximum_packet_size: u32,
-    /// Buffer size for each channel (a number of unprocessed messages to store before propagating backpressure to the TCP stream)
+    /// Unused: kept for compatibility. A channel's incoming messages are bounded by its
+    /// window (`window_size`) instead of by a message count, and a slow reader no longer
+    /// holds up the connection.
     pub channel_buffer_size: usize,
     /// Lists of preferred algorithms.
     pub preferred: negotiation::Preferred,

@@ -753,10 +753,8 @@ mod tests {
                 session.common.config.window_size,
                 session.common.config.maximum_packet_size,
             );
-        let (sender, _receiver) = tokio::sync::mpsc::channel(1);
-        session
-            .channels
-            .insert(channel, crate::channels::ChannelRef::new(sender));
+        let (channel_ref, _receiver) = crate::channels::ChannelRef::channel();
+        session.channels.insert(channel, channel_ref);
         channel
     }
 
@@ -832,7 +830,6 @@ mod tests {
         let handle = Handle {
             priority_sender,
             sender,
-            channel_buffer_size: config.channel_buffer_size,
         };
 
         Session {
@@ -859,6 +856,7 @@ mod tests {
             pending_reads: Vec::new(),
             pending_len: 0,
             channels: std::collections::HashMap::new(),
+            consumed: Default::default(),
             open_global_requests: std::collections::VecDeque::new(),
             kex: SessionKexState::Idle,
         }
@@ -1487,11 +1485,12 @@ impl Session {
                 trace!("handler.data {ext:?} {channel_num:?}");
                 let data = map_err!(Bytes::decode(r))?;
                 map_err!(ensure_end(r))?;
-                let target = self.target_window_size;
-
-                #[allow(clippy::collapsible_if)]
                 if let Some(ref mut enc) = self.common.encrypted {
-                    if enc.adjust_window_size(channel_num, &data, target)? {
+                    if let Some(chan) = self.channels.get(&channel_num) {
+                        // Announced again as the application consumes it.
+                        enc.record_received(channel_num, data.len(), chan.receive_window())?;
+                    } else if enc.adjust_window_size(channel_num, &data, self.target_window_size)? {
+                        // No queue: consumed on receipt, as before.
                         let window = handler.adjust_window(channel_num, self.target_window_size);
                         if window > 0 {
                             self.target_window_size = window
@@ -2058,7 +2057,6 @@ impl Session {
             self.sender.sender.clone(),
             channel_params.recipient_maximum_packet_size,
             channel_params.recipient_window_size,
-            self.common.config.channel_buffer_size,
         );
 
         let pending = PendingChannelOpen {

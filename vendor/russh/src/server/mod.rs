@@ -79,11 +79,15 @@ pub struct Config {
     pub certificates: Vec<Certificate>,
     /// The bytes and time limits before key re-exchange.
     pub limits: Limits,
-    /// The initial size of a channel (used for flow control).
+    /// The initial size of a channel (used for flow control). It also bounds the memory
+    /// a channel's unread incoming data takes: the window is re-opened as the
+    /// application reads.
     pub window_size: u32,
     /// The maximal size of a single packet.
     pub maximum_packet_size: u32,
-    /// Buffer size for each channel (a number of unprocessed messages to store before propagating backpressure to the TCP stream)
+    /// Unused: kept for compatibility. A channel's incoming messages are bounded by its
+    /// window (`window_size`) instead of by a message count, and a slow reader no longer
+    /// holds up the connection.
     pub channel_buffer_size: usize,
     /// Internal event buffer size
     pub event_buffer_size: usize,
@@ -1111,7 +1115,6 @@ where
     let handle = server::session::Handle {
         priority_sender,
         sender,
-        channel_buffer_size: config.channel_buffer_size,
     };
 
     let common = read_ssh_id(config, &mut stream).await?;
@@ -1124,6 +1127,7 @@ where
         pending_reads: Vec::new(),
         pending_len: 0,
         channels: HashMap::new(),
+        consumed: Default::default(),
         open_global_requests: VecDeque::new(),
         kex: SessionKexState::Idle,
     };

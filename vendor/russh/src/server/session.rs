@@ -7,11 +7,14 @@ use channels::WindowSizeRef;
 use kex::ServerKex;
 use log::debug;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio::sync::mpsc::{Receiver, Sender, UnboundedReceiver, UnboundedSender, channel};
+use tokio::sync::mpsc::{Receiver, Sender, UnboundedReceiver, UnboundedSender};
 use tokio::sync::oneshot;
 
 use super::*;
-use crate::channels::{Channel, ChannelMsg, ChannelReadHalf, ChannelRef, ChannelWriteHalf};
+use crate::channels::{
+    Channel, ChannelMsg, ChannelReadHalf, ChannelReceiver, ChannelRef, ChannelWriteHalf,
+    ConsumedChannels,
+};
 use crate::helpers::NameList;
 use crate::kex::{EXTENSION_SUPPORT_AS_CLIENT, KexCause, SessionKexState};
 use crate::{ChannelOpenFailure, map_err, msg};
@@ -27,6 +30,8 @@ pub struct Session {
     pub(crate) pending_reads: Vec<Vec<u8>>,
     pub(crate) pending_len: u32,
     pub(crate) channels: HashMap<ChannelId, ChannelRef>,
+    /// Channels whose application consumed enough data to re-open their window.
+    pub(crate) consumed: ConsumedChannels,
     pub(crate) open_global_requests: VecDeque<GlobalRequestResponse>,
     pub(crate) kex: SessionKexState<ServerKex>,
 }
@@ -112,7 +117,6 @@ pub type ChannelOpenHandle = crate::ChannelOpenHandleInner<Msg>;
 pub struct Handle {
     pub(crate) priority_sender: UnboundedSender<Msg>,
     pub(crate) sender: Sender<Msg>,
-    pub(crate) channel_buffer_size: usize,
 }
 
 impl Handle {
@@ -246,8 +250,7 @@ impl Handle {
     /// confirmed that it allows agent forwarding. See
     /// [PROTOCOL.agent](https://datatracker.ietf.org/doc/html/draft-miller-ssh-agent).
     pub async fn channel_open_agent(&self) -> Result<Channel<Msg>, Error> {
-        let (sender, receiver) = channel(self.channel_buffer_size);
-        let channel_ref = ChannelRef::new(sender);
+        let (channel_ref, receiver) = ChannelRef::channel();
         let window_size_ref = channel_ref.window_size().clone();
 
         self.sender
@@ -265,8 +268,7 @@ impl Handle {
     /// usable when it's confirmed by the server, as indicated by the
     /// `confirmed` field of the corresponding `Channel`.
     pub async fn channel_open_session(&self) -> Result<Channel<Msg>, Error> {
-        let (sender, receiver) = channel(self.channel_buffer_size);
-        let channel_ref = ChannelRef::new(sender);
+        let (channel_ref, receiver) = ChannelRef::channel();
         let window_size_ref = channel_ref.window_size().clone();
 
         self.sender
@@ -290,8 +292,7 @@ impl Handle {
         originator_address: B,
         originator_port: u32,
     ) -> Result<Channel<Msg>, Error> {
-        let (sender, receiver) = channel(self.channel_buffer_size);
-        let channel_ref = ChannelRef::new(sender);
+        let (channel_ref, receiver) = ChannelRef::channel();
         let window_size_ref = channel_ref.window_size().clone();
 
         self.sender
@@ -313,8 +314,7 @@ impl Handle {
         &self,
         socket_path: A,
     ) -> Result<Channel<Msg>, Error> {
-        let (sender, receiver) = channel(self.channel_buffer_size);
-        let channel_ref = ChannelRef::new(sender);
+        let (channel_ref, receiver) = ChannelRef::channel();
         let window_size_ref = channel_ref.window_size().clone();
 
         self.sender
@@ -335,8 +335,7 @@ impl Handle {
         originator_address: B,
         originator_port: u32,
     ) -> Result<Channel<Msg>, Error> {
-        let (sender, receiver) = channel(self.channel_buffer_size);
-        let channel_ref = ChannelRef::new(sender);
+        let (channel_ref, receiver) = ChannelRef::channel();
         let window_size_ref = channel_ref.window_size().clone();
 
         self.sender
@@ -357,8 +356,7 @@ impl Handle {
         &self,
         server_socket_path: A,
     ) -> Result<Channel<Msg>, Error> {
-        let (sender, receiver) = channel(self.channel_buffer_size);
-        let channel_ref = ChannelRef::new(sender);
+        let (channel_ref, receiver) = ChannelRef::channel();
         let window_size_ref = channel_ref.window_size().clone();
 
         self.sender
@@ -377,8 +375,7 @@ impl Handle {
         originator_address: A,
         originator_port: u32,
     ) -> Result<Channel<Msg>, Error> {
-        let (sender, receiver) = channel(self.channel_buffer_size);
-        let channel_ref = ChannelRef::new(sender);
+        let (channel_ref, receiver) = ChannelRef::channel();
         let window_size_ref = channel_ref.window_size().clone();
 
         self.sender
@@ -395,7 +392,7 @@ impl Handle {
 
     async fn wait_channel_confirmation(
         &self,
-        mut receiver: Receiver<ChannelMsg>,
+        mut receiver: ChannelReceiver,
         window_size_ref: WindowSizeRef,
     ) -> Result<Channel<Msg>, Error> {
         loop {
@@ -537,11 +534,11 @@ impl Session {
             }
             Msg::ChannelOpenAgent { channel_ref } => {
                 let id = self.channel_open_agent()?;
-                self.channels.insert(id, channel_ref);
+                self.register_channel(id, channel_ref);
             }
             Msg::ChannelOpenSession { channel_ref } => {
                 let id = self.channel_open_session()?;
-                self.channels.insert(id, channel_ref);
+                self.register_channel(id, channel_ref);
             }
             Msg::ChannelOpenDirectTcpIp {
                 host_to_connect,
@@ -556,14 +553,14 @@ impl Session {
                     &originator_address,
                     originator_port,
                 )?;
-                self.channels.insert(id, channel_ref);
+                self.register_channel(id, channel_ref);
             }
             Msg::ChannelOpenDirectStreamLocal {
                 socket_path,
                 channel_ref,
             } => {
                 let id = self.channel_open_direct_streamlocal(&socket_path)?;
-                self.channels.insert(id, channel_ref);
+                self.register_channel(id, channel_ref);
             }
             Msg::ChannelOpenForwardedTcpIp {
                 connected_address,
@@ -578,14 +575,14 @@ impl Session {
                     &originator_address,
                     originator_port,
                 )?;
-                self.channels.insert(id, channel_ref);
+                self.register_channel(id, channel_ref);
             }
             Msg::ChannelOpenForwardedStreamLocal {
                 server_socket_path,
                 channel_ref,
             } => {
                 let id = self.channel_open_forwarded_streamlocal(&server_socket_path)?;
-                self.channels.insert(id, channel_ref);
+                self.register_channel(id, channel_ref);
             }
             Msg::ChannelOpenX11 {
                 originator_address,
@@ -593,7 +590,7 @@ impl Session {
                 channel_ref,
             } => {
                 let id = self.channel_open_x11(&originator_address, originator_port)?;
-                self.channels.insert(id, channel_ref);
+                self.register_channel(id, channel_ref);
             }
             Msg::TcpIpForward {
                 address,
@@ -780,6 +777,12 @@ impl Session {
                     debug!("timeout");
                     return Err(crate::Error::InactivityTimeout.into());
                 }
+                Some(id) = self.consumed.next(), if !self.kex.active() => {
+                    self.announce_consumed(&mut handler, id)?;
+                    while let Some(id) = self.consumed.try_next() {
+                        self.announce_consumed(&mut handler, id)?;
+                    }
+                }
                 msg = self.priority_receiver.recv(), if !self.kex.active() => {
                     match msg {
                         Some(msg) => self.dispatch_msg(msg)?,
@@ -867,6 +870,32 @@ impl Session {
         }
 
         Ok(())
+    }
+
+    /// Registers a channel opened here, with the window it announced.
+    fn register_channel(&mut self, id: ChannelId, channel_ref: ChannelRef) {
+        let window = self.common.config.window_size;
+        self.register_channel_with(id, channel_ref, window);
+    }
+
+    fn register_channel_with(&mut self, id: ChannelId, channel_ref: ChannelRef, window: u32) {
+        let packet = self.common.config.maximum_packet_size;
+        self.consumed
+            .register(channel_ref.receive_window(), id, window, packet);
+        self.channels.insert(id, channel_ref);
+    }
+
+    /// Re-opens the window of a channel whose application consumed data, towards the
+    /// target `Handler::adjust_window` returns.
+    fn announce_consumed<H: Handler>(&mut self, handler: &mut H, id: ChannelId) -> Result<(), Error> {
+        let (Some(chan), Some(enc)) = (self.channels.get(&id), self.common.encrypted.as_mut()) else {
+            return Ok(());
+        };
+        let next = handler.adjust_window(id, self.target_window_size);
+        if next > 0 {
+            self.target_window_size = next;
+        }
+        enc.announce_consumed(id, chan.receive_window(), self.target_window_size)
     }
 
     /// Get a handle to this session.
@@ -1110,8 +1139,8 @@ impl Session {
                     });
                     enc.channels
                         .insert(pending.sender_channel, pending.channel_params);
-                    self.channels
-                        .insert(pending.sender_channel, pending.channel_ref);
+                    let window = pending.window_size;
+                    self.register_channel_with(pending.sender_channel, pending.channel_ref, window);
                 }
                 Err(reason) => {
                     push_packet!(enc.write, {
@@ -1624,7 +1653,6 @@ mod tests {
         let handle = Handle {
             priority_sender,
             sender,
-            channel_buffer_size: config.channel_buffer_size,
         };
 
         Session {
@@ -1670,6 +1698,7 @@ mod tests {
             pending_reads: Vec::new(),
             pending_len: 0,
             channels: HashMap::new(),
+            consumed: ConsumedChannels::default(),
             open_global_requests: VecDeque::new(),
             kex: SessionKexState::Idle,
         }
