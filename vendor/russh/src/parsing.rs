@@ -4,6 +4,18 @@ use crate::msg;
 
 use crate::map_err;
 
+/// Decodes an SSH `string` field from `r`, a suffix of `packet`, as a slice of `packet`:
+/// the bytes are not copied.
+pub(crate) fn decode_bytes_in(
+    packet: &bytes::Bytes,
+    r: &mut &[u8],
+) -> Result<bytes::Bytes, crate::Error> {
+    let len = u32::decode(r)? as usize;
+    let data = r.get(..len).ok_or(crate::Error::IndexOutOfBounds)?;
+    *r = r.get(len..).unwrap_or_default();
+    Ok(packet.slice_ref(data))
+}
+
 /// Require a decoded known-message payload to be fully consumed.
 ///
 /// SSH RFCs and implemented OpenSSH extensions define exact field layouts for

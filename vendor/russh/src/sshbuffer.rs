@@ -384,11 +384,38 @@ impl PacketBytesWriter {
 }
 
 /// Incoming SSH packet after decryption and optional decompression.
-/// Uses Vec<u8> (not CryptoVec/mlocked) because incoming network data is not secret.
+/// Not CryptoVec/mlocked, because incoming network data is not secret. `Bytes`, so that
+/// channel data can be handed to the application as slices of it, without a copy.
 #[derive(Debug)]
 pub(crate) struct IncomingSshPacket {
-    pub buffer: Vec<u8>,
+    pub buffer: Bytes,
     pub seqn: Wrapping<u32>,
+}
+
+impl IncomingSshPacket {
+    /// The payload of the packet `cipher::read` left in `buffer` (after the length and
+    /// padding-length bytes). Without compression the buffer itself becomes the packet:
+    /// no copy; the next read gets a buffer of its own.
+    pub(crate) fn take(
+        buffer: &mut SSHBuffer,
+        decompress: Option<&mut crate::compression::Decompress>,
+    ) -> Result<Self, crate::Error> {
+        let seqn = buffer.seqn;
+        let buffer = match decompress {
+            Some(d) if !matches!(d, crate::compression::Decompress::None) => {
+                let mut out = Vec::new();
+                let payload = buffer.buffer.get(5..).unwrap_or_default();
+                Bytes::copy_from_slice(d.decompress(payload, &mut out)?)
+            }
+            _ => {
+                let mut packet = Bytes::from(std::mem::take(&mut buffer.buffer));
+                let header = 5.min(packet.len());
+                bytes::Buf::advance(&mut packet, header);
+                packet
+            }
+        };
+        Ok(IncomingSshPacket { buffer, seqn })
+    }
 }
 
 /// Packet writer for constructing and encrypting outgoing SSH packets.

@@ -57,7 +57,14 @@ async fn test_contention() -> Result<(), anyhow::Error> {
     timeout(Duration::from_secs(30), async move {
         let mut jh_vec = vec![];
         for i in 1..=THREADS {
-            let tcp_stream = TcpStream::connect(tcp_addr).await.unwrap();
+            // The server binds this listener from a task spawned by its `tcpip_forward`
+            // handler: it may not be bound yet when the forward's reply arrives.
+            let tcp_stream = loop {
+                match TcpStream::connect(tcp_addr).await {
+                    Ok(stream) => break stream,
+                    Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+                }
+            };
             let (mut read_half, mut write_half) = tcp_stream.into_split();
             let jh = tokio::spawn(async move {
                 let jh = tokio::spawn(async move {

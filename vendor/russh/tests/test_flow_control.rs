@@ -52,7 +52,10 @@ async fn an_unread_channel_stops_only_itself_and_resumes_when_read() {
         plateau <= u64::from(WINDOW),
         "{plateau} bytes sent into an unread channel with a {WINDOW}-byte window"
     );
-    assert!(plateau >= u64::from(WINDOW) / 2, "only {plateau} bytes sent");
+    assert!(
+        plateau >= u64::from(WINDOW) / 2,
+        "only {plateau} bytes sent"
+    );
 
     // Connection-level traffic goes through while the channel is stalled.
     timeout(Duration::from_secs(5), session.send_ping())
@@ -78,11 +81,7 @@ async fn an_unread_channel_stops_only_itself_and_resumes_when_read() {
 async fn a_channel_without_reader_never_holds_its_sender_back() {
     let (addr, written) = start_server().await;
     let session = connect(addr, Client { window: None }).await;
-    let (read_half, _write_half) = session
-        .channel_open_session()
-        .await
-        .expect("open")
-        .split();
+    let (read_half, _write_half) = session.channel_open_session().await.expect("open").split();
     let sent = counter(&written, 0).await;
     drop(read_half);
     let deadline = Instant::now() + DEADLINE;
@@ -135,7 +134,10 @@ async fn counter(written: &Written, n: usize) -> Arc<AtomicU64> {
         if let Some(c) = written.lock().unwrap().get(&n) {
             return Arc::clone(c);
         }
-        assert!(Instant::now() < deadline, "the server never opened channel {n}");
+        assert!(
+            Instant::now() < deadline,
+            "the server never opened channel {n}"
+        );
         sleep(Duration::from_millis(5)).await;
     }
 }

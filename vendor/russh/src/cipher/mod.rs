@@ -304,10 +304,9 @@ pub(crate) async fn read<R: AsyncRead + Unpin>(
         trace!("reading, len = {len:?}");
         {
             let seqn = buffer.seqn.0;
-            buffer.buffer.clear();
-            buffer.buffer.extend_from_slice(&len);
+            let probe = len;
             trace!("reading, seqn = {seqn:?}");
-            let len = cipher.decrypt_packet_length(seqn, &len);
+            let len = cipher.decrypt_packet_length(seqn, &probe);
             let len = BigEndian::read_u32(&len) as usize;
 
             if len > MAXIMUM_PACKET_LEN {
@@ -328,16 +327,27 @@ pub(crate) async fn read<R: AsyncRead + Unpin>(
 
             buffer.len = len + cipher.tag_len();
             trace!("reading, clear len = {:?}", buffer.len);
+            // The buffer may have been handed on with the previous packet: size this one
+            // exactly, once.
+            buffer.buffer.clear();
+            buffer.buffer.reserve_exact(buffer.len + PACKET_LENGTH_LEN);
+            buffer.buffer.extend_from_slice(&probe);
         }
     }
 
-    buffer.buffer.resize(buffer.len + 4, 0);
-    trace!("read_exact {:?}", buffer.len + 4);
-
-    let l = cipher.packet_length_to_read_for_block_length();
-
-    #[allow(clippy::indexing_slicing)] // length checked
-    stream.read_exact(&mut buffer.buffer[l..]).await?;
+    // Reads into the reserved capacity: no zero-filling first.
+    let end = buffer.len + PACKET_LENGTH_LEN;
+    trace!("read_exact {end:?}");
+    while buffer.buffer.len() < end {
+        let want = end - buffer.buffer.len();
+        if stream
+            .read_buf(&mut bytes::BufMut::limit(&mut buffer.buffer, want))
+            .await?
+            == 0
+        {
+            return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
+        }
+    }
 
     trace!("read_exact done");
     let seqn = buffer.seqn.0;
