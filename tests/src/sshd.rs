@@ -43,6 +43,11 @@ pub fn keygen(path: &Path) -> Result<()> {
 impl Sshd {
     /// Starts sshd inside `ns`, listening on the namespace's veth address, and waits for it.
     pub fn start(ns: &NetNs, forwarding: Forwarding) -> Result<Self> {
+        Self::start_with(ns, forwarding, "")
+    }
+
+    /// Like [`Sshd::start`], with `extra` lines appended to sshd_config.
+    pub fn start_with(ns: &NetNs, forwarding: Forwarding, extra: &str) -> Result<Self> {
         let dir = tempfile::Builder::new().prefix("ftpt-sshd-").tempdir()?;
         let d = dir.path();
         keygen(&d.join("host_key"))?;
@@ -71,7 +76,8 @@ impl Sshd {
              X11Forwarding no\n\
              MaxStartups 100\n\
              MaxSessions 100\n\
-             LogLevel DEBUG1\n",
+             LogLevel DEBUG1\n\
+             {extra}",
             addr = ns.ns_ip(),
             port = SSHD_PORT,
             d = d.display(),
