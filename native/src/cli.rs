@@ -40,6 +40,8 @@ Options for -o (case-insensitive, Option=value or \"Option value\"):
   ActiveBindAddress=HOST           where active-mode remote forwards bind on the SSH server
                                    (default 127.0.0.1)
   DataTimeout=SECONDS              how long a data forward waits for its connection (60)
+  SeparateDataConnections=yes|no   an SSH connection per data transfer instead of a channel
+                                   on the one connection (default no; see README)
 
 Exit status: 0 after SIGINT/SIGTERM; 255 when the SSH connection fails or is lost; 2 on
 bad usage. Log detail: -v/-vv, -q, or RUST_LOG.";
@@ -235,6 +237,7 @@ fn apply_option(
                 .map_err(|_| bad("expected whole seconds".to_owned()))?;
             ftp.data_timeout = Duration::from_secs(seconds.max(1));
         }
+        "separatedataconnections" => ssh.separate_data_connections = yes_no(value)?,
         _ => return Err(bad(format!("unknown option {name:?}"))),
     }
     Ok(())

@@ -68,6 +68,11 @@ impl Sshd {
         Self::start_at(ns, Side::Namespace, forwarding, "")
     }
 
+    /// Like [`Sshd::start`], with `extra` lines appended to sshd_config.
+    pub fn start_with(ns: &NetNs, forwarding: Forwarding, extra: &str) -> Result<Self> {
+        Self::start_at(ns, Side::Namespace, forwarding, extra)
+    }
+
     /// Starts sshd on `side` of `ns`'s veth link, with `extra` lines of configuration.
     pub fn start_at(ns: &NetNs, side: Side, forwarding: Forwarding, extra: &str) -> Result<Self> {
         let addr = match side {

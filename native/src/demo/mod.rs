@@ -124,6 +124,7 @@ async fn run_in(opts: &DemoOptions, work: &Path) -> anyhow::Result<()> {
         known_hosts: known_hosts.clone(),
         strict_host_key_checking: StrictHostKeyChecking::Yes,
         connect_timeout: Duration::from_secs(10),
+        separate_data_connections: false,
     };
     let tunnel = Tunnel::start(TunnelConfig {
         ssh: ssh_options,

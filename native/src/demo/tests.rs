@@ -285,6 +285,7 @@ async fn tunnel_refuses_a_wrong_host_key() {
             known_hosts,
             strict_host_key_checking: StrictHostKeyChecking::Yes,
             connect_timeout: DEADLINE,
+            separate_data_connections: false,
         },
         forwards: vec![],
         remote_forwards: vec![],
