@@ -315,7 +315,7 @@ impl Job {
             Ok(((tcp, _peer), (lease, channel))) => {
                 self.connected();
                 let stats = self.carry(tcp, channel).await;
-                // Only now is the connection free for the next lease.
+                // Released only now: with -o SeparateDataConnections the lease is a connection of its own.
                 drop(lease);
                 stats
             }

@@ -279,7 +279,7 @@ async fn plain_local(
     peer: SocketAddr,
     spec: &ForwardSpec,
 ) {
-    // A data connection of its own: a slow reader here must not stall FTP control channels.
+    // The shared connection (or, with -o SeparateDataConnections, one of its own).
     let lease = match shared.pool.lease_data().await {
         Ok(lease) => lease,
         Err(error) => {
