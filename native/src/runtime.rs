@@ -5,7 +5,7 @@
 //! back the ordered actions, so a call never waits for the network. The WASI interfaces a
 //! std-built guest links are stubbed to trap: it gets no capability at all.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use wasmtime::component::{Component, Linker, ResourceAny};
@@ -241,9 +241,4 @@ impl SessionInstance {
     pub async fn close(mut self) {
         let _ = self.session.resource_drop_async(&mut self.store).await;
     }
-}
-
-/// Whether `ip` is a usable address to name in a rewritten line (not `0.0.0.0`/`::`).
-pub fn nameable(ip: IpAddr) -> bool {
-    !ip.is_unspecified()
 }
