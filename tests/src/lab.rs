@@ -62,11 +62,7 @@ impl Lab {
 
     /// Where a client reaches the server through `tunnel`'s first listener.
     pub fn target(&self, tunnel: &Tunnel) -> Target {
-        let host = tunnel
-            .listeners()
-            .first()
-            .map(|(a, _)| a.trim_start_matches('[').trim_end_matches(']').to_string())
-            .unwrap_or_else(|| "127.0.0.1".into());
+        let host = tunnel.first_host();
         self.target_at(&host, tunnel.port(), None)
     }
 

@@ -68,11 +68,7 @@ impl RemoteLab {
     /// Where a client in the root namespace reaches the FTP server through `tunnel`'s first
     /// `-R` listener.
     pub fn target(&self, tunnel: &Tunnel) -> Target {
-        let host = tunnel
-            .listeners()
-            .first()
-            .map(|(a, _)| a.trim_start_matches('[').trim_end_matches(']').to_string())
-            .unwrap_or_else(|| "127.0.0.1".into());
+        let host = tunnel.first_host();
         Target {
             host,
             port: tunnel.port(),

@@ -236,6 +236,14 @@ impl Tunnel {
         }
     }
 
+    /// The address of the first listener, without brackets (`127.0.0.1` if none).
+    pub fn first_host(&self) -> String {
+        self.listeners
+            .first()
+            .map(|(a, _)| a.trim_start_matches('[').trim_end_matches(']').to_string())
+            .unwrap_or_else(|| "127.0.0.1".into())
+    }
+
     /// The stderr lines so far.
     pub fn lines(&self) -> Vec<String> {
         self.lines.lock().map(|l| l.clone()).unwrap_or_default()
