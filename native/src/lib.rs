@@ -13,6 +13,7 @@ pub mod datapath;
 pub mod demo;
 pub mod engine_config;
 pub mod events;
+pub mod limits;
 mod precompiled;
 pub mod pump;
 pub mod runtime;

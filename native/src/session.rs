@@ -17,6 +17,7 @@ use tracing::{info, warn};
 use crate::control_io::{self, ControlReader, ControlWriter};
 use crate::datapath::{DataEvent, DataFinished, DataPaths, DataPlan};
 use crate::events::TunnelEvent;
+use crate::limits::Admission;
 use crate::runtime::wit::{self, Action, Verdict};
 use crate::runtime::{Runtime, SessionInstance};
 use crate::settings::{Direction, FtpSettings};
@@ -30,6 +31,8 @@ pub struct SessionShared {
     pub runtime: Runtime,
     /// FTP rules.
     pub ftp: FtpSettings,
+    /// What is alive against the tunnel's limits.
+    pub admission: Arc<Admission>,
     /// Where events are published.
     pub events: broadcast::Sender<TunnelEvent>,
 }
@@ -129,7 +132,7 @@ pub async fn run_session(
         client: client_peer,
     });
     let (data_tx, data_rx) = mpsc::unbounded_channel();
-    let paths = DataPaths::new(plan, shared.pool.clone(), data_tx);
+    let paths = DataPaths::new(plan, shared.pool.clone(), shared.admission.clone(), data_tx);
     let mut session = Running {
         shared: &shared,
         id,
