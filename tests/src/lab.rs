@@ -15,6 +15,8 @@ use crate::{FtpServer, Result};
 pub enum ServerKind {
     /// vsftpd, anonymous, uploads in `pub/`.
     Vsftpd,
+    /// The same vsftpd listening on `::1` only.
+    VsftpdIpv6,
     /// pyftpdlib, `user`/`pass`.
     Pyftpd,
 }
@@ -50,6 +52,7 @@ impl Lab {
         let sshd = Sshd::start_with(&ns, forwarding, extra)?;
         let server: Box<dyn FtpServer> = match kind {
             ServerKind::Vsftpd => Box::new(Vsftpd::start(&ns)?),
+            ServerKind::VsftpdIpv6 => Box::new(Vsftpd::start_v6(&ns)?),
             ServerKind::Pyftpd => Box::new(Pyftpd::start(&ns)?),
         };
         Ok(Lab { server, sshd, ns })

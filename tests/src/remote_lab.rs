@@ -42,6 +42,7 @@ impl RemoteLab {
         };
         let server: Box<dyn FtpServer> = match kind {
             ServerKind::Vsftpd => Box::new(Vsftpd::start(&ns)?),
+            ServerKind::VsftpdIpv6 => Box::new(Vsftpd::start_v6(&ns)?),
             ServerKind::Pyftpd => Box::new(Pyftpd::start(&ns)?),
         };
         Ok(RemoteLab { server, ssh, ns })
