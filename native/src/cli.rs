@@ -98,6 +98,11 @@ pub struct Cli {
     #[arg(short = 'R', value_name = "SPEC", action = ArgAction::Append)]
     pub remote: Vec<ForwardSpec>,
 
+    /// Gateway mode, as OpenSSH's `-g`: `-L` forwards without a bind address listen on every
+    /// IPv4 address (0.0.0.0) instead of loopback, so FTP clients on other hosts can connect.
+    #[arg(short = 'g')]
+    pub gateway: bool,
+
     /// More log detail (-v: debug, -vv: trace).
     #[arg(short = 'v', action = ArgAction::Count)]
     pub verbose: u8,
@@ -183,12 +188,25 @@ impl Cli {
         ssh.identity_files.extend(self.identity.iter().cloned());
         Ok(TunnelConfig {
             ssh,
-            forwards: self.local.clone(),
+            forwards: self
+                .local
+                .iter()
+                .cloned()
+                .map(|mut spec| {
+                    if self.gateway && spec.bind_address.is_none() {
+                        spec.bind_address = Some(GATEWAY_BIND.to_owned());
+                    }
+                    spec
+                })
+                .collect(),
             remote_forwards: self.remote.clone(),
             ftp,
         })
     }
 }
+
+/// Where `-g` makes `-L` listeners bind when their spec names no address.
+const GATEWAY_BIND: &str = "0.0.0.0";
 
 fn apply_option(
     option: &str,
@@ -318,6 +336,27 @@ mod tests {
                 .unwrap_err()
                 .contains("at least 1")
         );
+    }
+
+    #[test]
+    fn gateway_mode_binds_unaddressed_local_forwards_on_every_address() {
+        let config = parse(&[
+            "-g",
+            "-L",
+            "ftp/2121:h:21",
+            "-L",
+            "ftp/127.0.0.2:2122:h:21",
+            "gw",
+        ])
+        .unwrap();
+        let binds: Vec<_> = config
+            .forwards
+            .iter()
+            .map(|f| f.bind_address.as_deref())
+            .collect();
+        assert_eq!(binds, [Some("0.0.0.0"), Some("127.0.0.2")]);
+        let config = parse(&["-L", "ftp/2121:h:21", "gw"]).unwrap();
+        assert_eq!(config.forwards[0].bind_address, None);
     }
 
     #[test]
