@@ -2,9 +2,12 @@
 //! FTP rewrite component (one instance per control connection), listeners and data pumps.
 #![forbid(unsafe_code)]
 
+pub mod admin;
+pub mod audit;
 pub mod cli;
 pub mod demo;
 pub mod forwards;
+pub mod policy;
 pub mod pump;
 pub mod runtime;
 pub mod session;

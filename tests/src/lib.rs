@@ -10,6 +10,7 @@ pub mod clients;
 pub mod files;
 pub mod lab;
 pub mod netns;
+pub mod policies;
 pub mod pyftpd;
 pub mod rawftp;
 pub mod sshd;

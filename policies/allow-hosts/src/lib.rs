@@ -38,7 +38,9 @@ impl Guest for AllowHosts {
         let mut rules = Vec::new();
         for (name, value) in &settings {
             if name != "allow" {
-                return Err(format!("unknown setting {name:?} (expected allow=HOST:PORT)"));
+                return Err(format!(
+                    "unknown setting {name:?} (expected allow=HOST:PORT)"
+                ));
             }
             rules.push(parse_rule(value).map_err(|e| format!("allow={value}: {e}"))?);
         }
@@ -97,7 +99,9 @@ fn parse_host(host: &str) -> Result<HostPattern, String> {
         return Err("empty host".into());
     }
     if let Some((addr, bits)) = host.split_once('/') {
-        let addr: IpAddr = addr.parse().map_err(|_| format!("{addr:?} is not an IP address"))?;
+        let addr: IpAddr = addr
+            .parse()
+            .map_err(|_| format!("{addr:?} is not an IP address"))?;
         let max = if addr.is_ipv4() { 32 } else { 128 };
         let bits: u8 = bits
             .parse()
@@ -107,7 +111,10 @@ fn parse_host(host: &str) -> Result<HostPattern, String> {
         return Ok(HostPattern::Network(addr, bits));
     }
     match host.parse::<IpAddr>() {
-        Ok(addr) => Ok(HostPattern::Network(addr, if addr.is_ipv4() { 32 } else { 128 })),
+        Ok(addr) => Ok(HostPattern::Network(
+            addr,
+            if addr.is_ipv4() { 32 } else { 128 },
+        )),
         Err(_) => Ok(HostPattern::Name(host.to_ascii_lowercase())),
     }
 }
@@ -134,7 +141,10 @@ fn host_matches(pattern: &HostPattern, host: &str) -> bool {
         HostPattern::Any => true,
         HostPattern::Name(name) => host.eq_ignore_ascii_case(name),
         HostPattern::Network(network, bits) => {
-            let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+            let host = host
+                .strip_prefix('[')
+                .and_then(|h| h.strip_suffix(']'))
+                .unwrap_or(host);
             match (host.parse::<IpAddr>(), network) {
                 (Ok(IpAddr::V4(a)), IpAddr::V4(n)) => {
                     prefix_eq(u32::from(a).into(), u32::from(*n).into(), *bits, 32)

@@ -6,7 +6,6 @@
 
 wit_bindgen::generate!({ world: "policy", path: "../../wit/policy" });
 
-
 /// Verbs that change something on the server.
 const WRITES: [&str; 9] = [
     "STOR", "STOU", "APPE", "DELE", "RNFR", "RNTO", "MKD", "RMD", "SITE",
@@ -24,9 +23,16 @@ impl Guest for ReadOnly {
 
     fn check_command(command: Command) -> Verdict {
         // Old clients send the RFC 775 spellings XMKD/XRMD.
-        let verb = command.verb.strip_prefix('X').filter(|v| v.len() == 3).unwrap_or(&command.verb);
+        let verb = command
+            .verb
+            .strip_prefix('X')
+            .filter(|v| v.len() == 3)
+            .unwrap_or(&command.verb);
         if WRITES.contains(&verb) || WRITES.contains(&command.verb.as_str()) {
-            Verdict::Deny(format!("{} is not allowed: this server is read-only", command.verb))
+            Verdict::Deny(format!(
+                "{} is not allowed: this server is read-only",
+                command.verb
+            ))
         } else {
             Verdict::Allow
         }

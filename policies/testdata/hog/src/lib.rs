@@ -1,8 +1,11 @@
-//! Test-only policy: configures fine, then allocates without end on every check (the memory
+//! Test-only policy: configures fine, then allocates without end on a trigger (the memory
 //! cap must stop it).
 
 wit_bindgen::generate!({ world: "policy", path: "../../../wit/policy" });
 
+/// Only commands whose argument, and data connections whose host, contain this misbehave;
+/// everything else is allowed, so a test can show that the next call is served.
+const TRIGGER: &str = "misbehave";
 
 struct Hog;
 
@@ -18,11 +21,19 @@ impl Guest for Hog {
     fn configure(_settings: Vec<(String, String)>) -> Result<(), String> {
         Ok(())
     }
-    fn check_command(_command: Command) -> Verdict {
-        hoard()
+    fn check_command(command: Command) -> Verdict {
+        if command.argument.contains(TRIGGER) {
+            hoard()
+        } else {
+            Verdict::Allow
+        }
     }
-    fn check_forward(_forward: DataForward) -> Verdict {
-        hoard()
+    fn check_forward(forward: DataForward) -> Verdict {
+        if forward.host.contains(TRIGGER) {
+            hoard()
+        } else {
+            Verdict::Allow
+        }
     }
 }
 

@@ -1,8 +1,11 @@
 //! Test-only policy: decides by a file it tries to read. A policy has no filesystem, so each
-//! check must fail closed.
+//! triggered check must fail closed.
 
 wit_bindgen::generate!({ world: "policy", path: "../../../wit/policy" });
 
+/// Only commands whose argument, and data connections whose host, contain this misbehave;
+/// everything else is allowed, so a test can show that the next call is served.
+const TRIGGER: &str = "misbehave";
 
 struct ReadsFile;
 
@@ -17,11 +20,19 @@ impl Guest for ReadsFile {
     fn configure(_settings: Vec<(String, String)>) -> Result<(), String> {
         Ok(())
     }
-    fn check_command(_command: Command) -> Verdict {
-        from_file()
+    fn check_command(command: Command) -> Verdict {
+        if command.argument.contains(TRIGGER) {
+            from_file()
+        } else {
+            Verdict::Allow
+        }
     }
-    fn check_forward(_forward: DataForward) -> Verdict {
-        from_file()
+    fn check_forward(forward: DataForward) -> Verdict {
+        if forward.host.contains(TRIGGER) {
+            from_file()
+        } else {
+            Verdict::Allow
+        }
     }
 }
 

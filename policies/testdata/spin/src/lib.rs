@@ -1,8 +1,11 @@
-//! Test-only policy: configures fine, then never returns from a check (the deadline must
-//! stop it).
+//! Test-only policy: configures fine, then never returns from a triggered check (the
+//! deadline must stop it).
 
 wit_bindgen::generate!({ world: "policy", path: "../../../wit/policy" });
 
+/// Only commands whose argument, and data connections whose host, contain this misbehave;
+/// everything else is allowed, so a test can show that the next call is served.
+const TRIGGER: &str = "misbehave";
 
 struct Spin;
 
@@ -17,11 +20,19 @@ impl Guest for Spin {
     fn configure(_settings: Vec<(String, String)>) -> Result<(), String> {
         Ok(())
     }
-    fn check_command(_command: Command) -> Verdict {
-        forever()
+    fn check_command(command: Command) -> Verdict {
+        if command.argument.contains(TRIGGER) {
+            forever()
+        } else {
+            Verdict::Allow
+        }
     }
-    fn check_forward(_forward: DataForward) -> Verdict {
-        forever()
+    fn check_forward(forward: DataForward) -> Verdict {
+        if forward.host.contains(TRIGGER) {
+            forever()
+        } else {
+            Verdict::Allow
+        }
     }
 }
 

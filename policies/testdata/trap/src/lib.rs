@@ -1,7 +1,10 @@
-//! Test-only policy: configures fine, then panics on every check (a trap).
+//! Test-only policy: configures fine, then panics (a trap) on a trigger.
 
 wit_bindgen::generate!({ world: "policy", path: "../../../wit/policy" });
 
+/// Only commands whose argument, and data connections whose host, contain this misbehave;
+/// everything else is allowed, so a test can show that the next call is served.
+const TRIGGER: &str = "misbehave";
 
 struct Trap;
 
@@ -10,10 +13,16 @@ impl Guest for Trap {
         Ok(())
     }
     fn check_command(command: Command) -> Verdict {
-        panic!("this policy always panics ({})", command.verb)
+        if command.argument.contains(TRIGGER) {
+            panic!("this policy panics on {}", command.argument)
+        }
+        Verdict::Allow
     }
-    fn check_forward(_forward: DataForward) -> Verdict {
-        std::process::abort()
+    fn check_forward(forward: DataForward) -> Verdict {
+        if forward.host.contains(TRIGGER) {
+            std::process::abort()
+        }
+        Verdict::Allow
     }
 }
 
