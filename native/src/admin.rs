@@ -103,6 +103,14 @@ impl AdminSettings {
         Ok(PolicySet::load(&self.policies, self.policy_limits).await?)
     }
 
+    /// Loads the policies and opens the audit log: what sessions share.
+    pub async fn controls(&self) -> Result<crate::gate::Controls, AdminError> {
+        Ok(crate::gate::Controls {
+            policies: std::sync::Arc::new(self.load_policies().await?),
+            audit: self.open_audit_log()?.map(std::sync::Arc::new),
+        })
+    }
+
     /// The replacement rewrite component's bytes, if one is configured (checked against the
     /// `ftp-tunnel` world when the runtime compiles it).
     pub fn read_plugin(&self) -> Result<Option<Vec<u8>>, AdminError> {

@@ -7,6 +7,7 @@ pub mod audit;
 pub mod cli;
 pub mod demo;
 pub mod forwards;
+pub mod gate;
 pub mod policy;
 pub mod pump;
 pub mod runtime;
