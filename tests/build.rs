@@ -20,13 +20,24 @@ fn main() {
         return;
     }
     let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets it"));
-    let workspace = manifest_dir.parent().expect("tests/ lives in the workspace");
+    let workspace = manifest_dir
+        .parent()
+        .expect("tests/ lives in the workspace");
     let policies = workspace.join("policies");
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets it"));
     // Not the whole directory: a manual build there leaves a target/ that would retrigger
     // this script forever.
-    for watched in ["Cargo.toml", "Cargo.lock", "read-only", "allow-hosts", "testdata"] {
-        println!("cargo:rerun-if-changed={}", policies.join(watched).display());
+    for watched in [
+        "Cargo.toml",
+        "Cargo.lock",
+        "read-only",
+        "allow-hosts",
+        "testdata",
+    ] {
+        println!(
+            "cargo:rerun-if-changed={}",
+            policies.join(watched).display()
+        );
     }
     println!(
         "cargo:rerun-if-changed={}",

@@ -89,12 +89,14 @@ impl AdminSettings {
         let format = self.log_format.unwrap_or_default();
         match &self.audit_log {
             None => Ok(Some(AuditLog::stderr(format))),
-            Some(path) => AuditLog::to_file(path, format)
-                .map(Some)
-                .map_err(|source| AdminError::AuditLog {
-                    path: path.clone(),
-                    source,
-                }),
+            Some(path) => {
+                AuditLog::to_file(path, format)
+                    .map(Some)
+                    .map_err(|source| AdminError::AuditLog {
+                        path: path.clone(),
+                        source,
+                    })
+            }
         }
     }
 
@@ -147,7 +149,10 @@ mod tests {
     #[test]
     fn settings_round_trip_through_toml() {
         let settings = AdminSettings {
-            policies: vec!["ro.wasm".parse().unwrap(), "hosts.wasm,allow=*:21".parse().unwrap()],
+            policies: vec![
+                "ro.wasm".parse().unwrap(),
+                "hosts.wasm,allow=*:21".parse().unwrap(),
+            ],
             log_format: Some(LogFormat::Json),
             ..AdminSettings::default()
         };

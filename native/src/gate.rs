@@ -29,7 +29,10 @@ impl Controls {
     pub fn session(&self, info: SessionInfo) -> SessionGate {
         SessionGate {
             policies: self.policies.clone(),
-            audit: self.audit.as_ref().map(|log| log.session_started(info.clone())),
+            audit: self
+                .audit
+                .as_ref()
+                .map(|log| log.session_started(info.clone())),
             info,
             ftp_user: None,
         }

@@ -50,7 +50,11 @@ fn server_file(lab: &Lab, name: &str, size: u64) -> String {
 
 fn download_matches(tunnel: &Tunnel, name: &str, sha: &str, scratch: &Path) {
     let out = scratch.join(format!("got-{name}"));
-    let (ok, transcript) = curl(&["-o", out.to_str().unwrap(), &url(tunnel, &format!("pub/{name}"))]);
+    let (ok, transcript) = curl(&[
+        "-o",
+        out.to_str().unwrap(),
+        &url(tunnel, &format!("pub/{name}")),
+    ]);
     assert!(ok, "RETR {name} failed:\n{transcript}");
     assert_eq!(sha256_file(&out).unwrap(), sha, "RETR {name}: wrong bytes");
 }
@@ -61,10 +65,16 @@ fn read_only_denies_stor_with_the_reason_while_list_and_retr_work() {
     let lab = Lab::new(ServerKind::Vsftpd, Forwarding::Yes).expect("lab");
     let scratch = tempfile::tempdir().unwrap();
     let sha = server_file(&lab, "data.bin", 300_000);
-    let tunnel = tunnel_with(&lab, &["--policy".into(), policy("read-only").display().to_string()]);
+    let tunnel = tunnel_with(
+        &lab,
+        &["--policy".into(), policy("read-only").display().to_string()],
+    );
 
     let (ok, listing) = curl(&[&url(&tunnel, "pub/")]);
-    assert!(ok && listing.contains("data.bin"), "LIST failed:\n{listing}");
+    assert!(
+        ok && listing.contains("data.bin"),
+        "LIST failed:\n{listing}"
+    );
     download_matches(&tunnel, "data.bin", &sha, scratch.path());
 
     let upload = scratch.path().join("up.bin");
@@ -75,7 +85,10 @@ fn read_only_denies_stor_with_the_reason_while_list_and_retr_work() {
         transcript.contains("550 denied by policy: STOR is not allowed: this server is read-only"),
         "curl does not show the reason:\n{transcript}"
     );
-    assert!(!lab.server.upload_dir_local().join("up.bin").exists(), "the file reached the server");
+    assert!(
+        !lab.server.upload_dir_local().join("up.bin").exists(),
+        "the file reached the server"
+    );
 
     // lftp too: a listing and a download in one session after the denial.
     let got = scratch.path().join("lftp-data.bin");
@@ -84,8 +97,16 @@ fn read_only_denies_stor_with_the_reason_while_list_and_retr_work() {
         tunnel.port(),
         got.display()
     );
-    let out = Command::new("lftp").args(["-c", &script]).stdin(Stdio::null()).output().unwrap();
-    assert!(out.status.success(), "lftp: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("lftp")
+        .args(["-c", &script])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "lftp: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("data.bin"));
     assert_eq!(sha256_file(&got).unwrap(), sha);
 }
@@ -104,20 +125,30 @@ fn misbehaving_policies_fail_closed_and_the_next_session_is_served() {
         ("reads-file", "capability"),
         ("clock", "capability"),
     ] {
-        let tunnel = tunnel_with(&lab, &["--policy".into(), policy(name).display().to_string()]);
+        let tunnel = tunnel_with(
+            &lab,
+            &["--policy".into(), policy(name).display().to_string()],
+        );
         let started = std::time::Instant::now();
         let (ok, transcript) = curl(&["-o", "/dev/null", &url(&tunnel, "pub/misbehave.bin")]);
-        assert!(!ok, "{name}: the triggering RETR went through:\n{transcript}");
+        assert!(
+            !ok,
+            "{name}: the triggering RETR went through:\n{transcript}"
+        );
         assert!(
             transcript.contains("550 denied by policy") && transcript.contains(words),
             "{name}: {transcript}"
         );
-        assert!(started.elapsed() < Duration::from_secs(10), "{name}: too slow");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{name}: too slow"
+        );
         // The next FTP session is served as if nothing happened.
         download_matches(&tunnel, "ok.bin", &sha, scratch.path());
         let log = tunnel.lines().join("\n");
         assert!(
-            log.contains(&format!("{}.wasm", name.replace('-', "_"))) && log.contains("check-command"),
+            log.contains(&format!("{}.wasm", name.replace('-', "_")))
+                && log.contains("check-command"),
             "{name}: the failure is not logged with the policy and the export:\n{log}"
         );
     }
@@ -160,7 +191,10 @@ fn json_audit_lines_agree_with_the_transfers() {
     .expect("two session records");
     let text = std::fs::read_to_string(&audit).unwrap();
     // curl logs in anonymously with the password ftp@example.com.
-    assert!(!text.contains("ftp@example.com") && text.contains("PASS ***"), "{text}");
+    assert!(
+        !text.contains("ftp@example.com") && text.contains("PASS ***"),
+        "{text}"
+    );
     let retr = records
         .iter()
         .find(|r| r["record"] == "transfer" && r["verb"] == "RETR")
@@ -173,10 +207,16 @@ fn json_audit_lines_agree_with_the_transfers() {
         .iter()
         .find(|r| r["record"] == "denial")
         .unwrap_or_else(|| panic!("no denial record:\n{text}"));
-    assert!(denial["what"].as_str().unwrap().starts_with("STOR"), "{text}");
+    assert!(
+        denial["what"].as_str().unwrap().starts_with("STOR"),
+        "{text}"
+    );
     assert_eq!(denial["ssh_user"], "root");
     for session in records.iter().filter(|r| r["record"] == "session") {
         assert_eq!(session["ftp_user"], "anonymous", "{text}");
-        assert_eq!(session["server"], format!("127.0.0.1:{}", lab.server.port()));
+        assert_eq!(
+            session["server"],
+            format!("127.0.0.1:{}", lab.server.port())
+        );
     }
 }

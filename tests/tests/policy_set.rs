@@ -70,14 +70,28 @@ async fn bounded<T>(what: &str, future: impl std::future::Future<Output = T>) ->
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn read_only_denies_writes_and_allows_reads() {
     let set = load(&[spec("read-only", &[])]).await;
-    for verb in ["STOR", "STOU", "APPE", "DELE", "RNFR", "RNTO", "MKD", "RMD", "SITE", "XMKD"] {
+    for verb in [
+        "STOR", "STOU", "APPE", "DELE", "RNFR", "RNTO", "MKD", "RMD", "SITE", "XMKD",
+    ] {
         let reason = denied(set.check_command(&command(verb, "x")).await);
-        assert!(reason.contains(verb) && reason.contains("read-only"), "{reason}");
+        assert!(
+            reason.contains(verb) && reason.contains("read-only"),
+            "{reason}"
+        );
     }
-    for verb in ["USER", "PASS", "RETR", "LIST", "NLST", "CWD", "EPSV", "PASV", "SIZE", "QUIT"] {
-        assert_eq!(set.check_command(&command(verb, "x")).await, Verdict::Allow, "{verb}");
+    for verb in [
+        "USER", "PASS", "RETR", "LIST", "NLST", "CWD", "EPSV", "PASV", "SIZE", "QUIT",
+    ] {
+        assert_eq!(
+            set.check_command(&command(verb, "x")).await,
+            Verdict::Allow,
+            "{verb}"
+        );
     }
-    assert_eq!(set.check_forward(&forward("10.1.2.3", 20)).await, Verdict::Allow);
+    assert_eq!(
+        set.check_forward(&forward("10.1.2.3", 20)).await,
+        Verdict::Allow
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -98,7 +112,11 @@ async fn allow_hosts_admits_only_listed_hosts_and_ports() {
         ("10.200.1.1", 21),
         ("fd00::5", 1),
     ] {
-        assert_eq!(set.check_forward(&forward(host, port)).await, Verdict::Allow, "{host}:{port}");
+        assert_eq!(
+            set.check_forward(&forward(host, port)).await,
+            Verdict::Allow,
+            "{host}:{port}"
+        );
     }
     for (host, port) in [
         ("127.0.0.2", 5000),
@@ -110,7 +128,10 @@ async fn allow_hosts_admits_only_listed_hosts_and_ports() {
         let reason = denied(set.check_forward(&forward(host, port)).await);
         assert!(reason.contains(&format!("{host}:{port}")), "{reason}");
     }
-    assert_eq!(set.check_command(&command("STOR", "x")).await, Verdict::Allow);
+    assert_eq!(
+        set.check_command(&command("STOR", "x")).await,
+        Verdict::Allow
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -142,7 +163,10 @@ async fn every_policy_must_allow_and_the_first_denial_wins() {
 async fn passwords_never_reach_a_policy() {
     let set = load(&[spec("echo", &[])]).await;
     let reason = denied(set.check_command(&command("PASS", "hunter2")).await);
-    assert!(reason.contains("argument=***") && !reason.contains("hunter2"), "{reason}");
+    assert!(
+        reason.contains("argument=***") && !reason.contains("hunter2"),
+        "{reason}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -166,9 +190,15 @@ async fn misbehaving_policies_fail_closed_within_the_deadline_and_recover() {
             );
             // A fresh instance (instantiation, configure) plus the deadline, with room for
             // a loaded machine; a policy that ignored the deadline would never get here.
-            assert!(took < limits.timeout * 3 + Duration::from_millis(500), "{name}: {took:?}");
+            assert!(
+                took < limits.timeout * 3 + Duration::from_millis(500),
+                "{name}: {took:?}"
+            );
             if name == "spin" {
-                assert!(took >= limits.timeout * 8 / 10, "{name} stopped early: {took:?}");
+                assert!(
+                    took >= limits.timeout * 8 / 10,
+                    "{name} stopped early: {took:?}"
+                );
             }
             // The next call is served normally, by a fresh instance.
             assert_eq!(
@@ -199,7 +229,9 @@ async fn limits_are_configurable() {
     assert!(denied(verdict).contains("took too long"));
     assert!(took >= Duration::from_millis(48), "stopped early: {took:?}");
     // Policies start at about 1 MiB; the examples work under a 2 MiB cap.
-    let set = PolicySet::load(&[spec("read-only", &[])], limits).await.unwrap();
+    let set = PolicySet::load(&[spec("read-only", &[])], limits)
+        .await
+        .unwrap();
     assert!(denied(set.check_command(&command("STOR", "f")).await).contains("read-only"));
 }
 
@@ -211,9 +243,7 @@ async fn a_slow_policy_does_not_stall_other_sessions() {
         timeout: Duration::from_millis(600),
         ..PolicyLimits::default()
     };
-    let set = std::sync::Arc::new(
-        PolicySet::load(&[spec("spin", &[])], limits).await.unwrap(),
-    );
+    let set = std::sync::Arc::new(PolicySet::load(&[spec("spin", &[])], limits).await.unwrap());
     let slow_set = set.clone();
     let slow = tokio::spawn(async move {
         let verdict = slow_set.check_command(&command("RETR", "misbehave")).await;
@@ -229,7 +259,10 @@ async fn a_slow_policy_does_not_stall_other_sessions() {
     let (verdict, slow_done) = tokio::time::timeout(HANG, slow).await.unwrap().unwrap();
     assert!(denied(verdict).contains("took too long"));
     let last = *served.last().unwrap();
-    assert!(last < slow_done, "the quick calls waited for the spinning one");
+    assert!(
+        last < slow_done,
+        "the quick calls waited for the spinning one"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -239,7 +272,10 @@ async fn configure_errors_refuse_the_policy_at_startup() {
         .unwrap_err();
     assert!(matches!(error, PolicyError::Configure { .. }), "{error}");
     let message = error.to_string();
-    assert!(message.contains("allow_hosts.wasm") && message.contains("no allow="), "{message}");
+    assert!(
+        message.contains("allow_hosts.wasm") && message.contains("no allow="),
+        "{message}"
+    );
 
     let error = PolicySet::load(
         &[spec("allow-hosts", &[("allow", "127.0.0.1:99999")])],
@@ -248,12 +284,18 @@ async fn configure_errors_refuse_the_policy_at_startup() {
     .await
     .unwrap_err()
     .to_string();
-    assert!(error.contains("allow=127.0.0.1:99999") && error.contains("not a port"), "{error}");
+    assert!(
+        error.contains("allow=127.0.0.1:99999") && error.contains("not a port"),
+        "{error}"
+    );
 
-    let error = PolicySet::load(&[spec("read-only", &[("mode", "x")])], PolicyLimits::default())
-        .await
-        .unwrap_err()
-        .to_string();
+    let error = PolicySet::load(
+        &[spec("read-only", &[("mode", "x")])],
+        PolicyLimits::default(),
+    )
+    .await
+    .unwrap_err()
+    .to_string();
     assert!(error.contains("takes no settings"), "{error}");
 }
 
@@ -289,7 +331,10 @@ async fn files_that_are_not_policies_are_refused_with_what_is_missing() {
 
     let missing = dir.path().join("missing.wasm");
     let message = refuse(missing).await;
-    assert!(message.contains("missing.wasm") && message.contains("cannot read"), "{message}");
+    assert!(
+        message.contains("missing.wasm") && message.contains("cannot read"),
+        "{message}"
+    );
 
     let truncated = dir.path().join("truncated.wasm");
     let bytes = std::fs::read(policy("read-only")).unwrap();

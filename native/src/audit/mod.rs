@@ -212,7 +212,11 @@ impl AuditSession {
         } else {
             host.to_owned()
         };
-        self.denied("data-connection", format!("{} {host}:{port}", mode.as_str()), reason);
+        self.denied(
+            "data-connection",
+            format!("{} {host}:{port}", mode.as_str()),
+            reason,
+        );
     }
 
     fn denied(&mut self, subject: &'static str, what: String, reason: &str) {

@@ -55,7 +55,13 @@ fn sample_session(log: &Arc<AuditLog>) {
     session.command("EPSV", "");
     session.command("RETR", "dir/file name.bin");
     // Data finishes first for this one, the reply first for the listing.
-    session.data_finished(1, DataMode::Passive, 0, 1_048_576, Duration::from_millis(35));
+    session.data_finished(
+        1,
+        DataMode::Passive,
+        0,
+        1_048_576,
+        Duration::from_millis(35),
+    );
     session.transfer_reply(Some(1), "RETR dir/file name.bin", "226 Transfer complete.");
     session.command("STOR", "upload.bin");
     session.denied_command("STOR", "upload.bin", "STOR is not allowed: read-only");
@@ -77,10 +83,15 @@ fn json_lines_parse_and_agree() {
         .lines()
         .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
         .collect();
-    let kinds: Vec<&str> = records.iter().map(|r| r["record"].as_str().unwrap()).collect();
+    let kinds: Vec<&str> = records
+        .iter()
+        .map(|r| r["record"].as_str().unwrap())
+        .collect();
     assert_eq!(
         kinds,
-        ["transfer", "denial", "denial", "transfer", "transfer", "session"]
+        [
+            "transfer", "denial", "denial", "transfer", "transfer", "session"
+        ]
     );
     let retr = &records[0];
     assert_eq!(retr["verb"], "RETR");
@@ -163,7 +174,10 @@ fn a_dropped_session_is_still_recorded_with_its_pending_transfer() {
 fn control_characters_cannot_forge_lines() {
     let (log, buffer) = log(LogFormat::Text);
     let mut session = log.session_started(info());
-    session.command("RETR", "a\r\n2025-01-01T00:00:00.000Z session 1 ended outcome=closed");
+    session.command(
+        "RETR",
+        "a\r\n2025-01-01T00:00:00.000Z session 1 ended outcome=closed",
+    );
     session.session_ended("closed");
     assert_eq!(buffer.text().lines().count(), 1, "{}", buffer.text());
 }

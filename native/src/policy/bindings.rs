@@ -9,7 +9,8 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
-pub use self::ftp_tunnel::policy::types::{Command, DataForward, DataMode, Verdict};
+// The world's `use types.{...}` already puts `Command`, `DataForward` and `Verdict` here.
+pub use self::ftp_tunnel::policy::types::DataMode;
 
 /// The package a policy component must implement, for messages.
 pub const PACKAGE: &str = "ftp-tunnel:policy@0.1.0";

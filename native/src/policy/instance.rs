@@ -229,7 +229,9 @@ impl LoadedPolicy {
             Some(live) => live,
             None => match self.instantiate().await {
                 Ok(live) => live,
-                Err(Instantiation::Failed(export, fault)) => return Err(self.failed(export, &fault)),
+                Err(Instantiation::Failed(export, fault)) => {
+                    return Err(self.failed(export, &fault));
+                }
                 Err(Instantiation::Refused(message)) => {
                     let fault = Fault::Malformed(format!("configure refused: {message}"));
                     return Err(self.failed(Export::Configure, &fault));
@@ -292,7 +294,9 @@ impl LoadedPolicy {
         };
         match configured {
             Ok(Ok(())) => Ok(Live { store, bindings }),
-            Ok(Err(message)) => Err(Instantiation::Refused(super::fault::one_line(&message, 300))),
+            Ok(Err(message)) => Err(Instantiation::Refused(super::fault::one_line(
+                &message, 300,
+            ))),
             Err(e) => Err(Instantiation::Failed(
                 Export::Configure,
                 self.fault(&e, &store),

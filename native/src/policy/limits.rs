@@ -35,7 +35,10 @@ impl FromStr for PolicySpec {
     /// there; the config file has no such limit.
     fn from_str(text: &str) -> Result<Self, SpecError> {
         let mut parts = text.split(',');
-        let path = parts.next().filter(|p| !p.is_empty()).ok_or(SpecError::NoFile)?;
+        let path = parts
+            .next()
+            .filter(|p| !p.is_empty())
+            .ok_or(SpecError::NoFile)?;
         let settings = parts
             .map(|setting| {
                 setting
@@ -106,7 +109,11 @@ pub fn parse_memory(text: &str) -> Result<usize, String> {
     let value: usize = number
         .parse()
         .map_err(|_| format!("expected a size like 16M, got {text:?}"))?;
-    let shift = match unit.to_ascii_lowercase().trim_end_matches("ib").trim_end_matches('b') {
+    let shift = match unit
+        .to_ascii_lowercase()
+        .trim_end_matches("ib")
+        .trim_end_matches('b')
+    {
         "" => 0,
         "k" => 10,
         "m" => 20,
@@ -116,7 +123,7 @@ pub fn parse_memory(text: &str) -> Result<usize, String> {
     let bytes = value
         .checked_mul(1 << shift)
         .ok_or_else(|| format!("{text} is too large"))?;
-    if bytes < 1 << 20 || bytes > 4 << 30 {
+    if !(1 << 20..=4 << 30).contains(&bytes) {
         return Err(format!("{text} is outside 1M..4G"));
     }
     Ok(bytes)
@@ -149,7 +156,9 @@ mod tests {
 
     #[test]
     fn command_line_spelling() {
-        let spec: PolicySpec = "p/allow.wasm,allow=127.0.0.1:*,allow=[::1]:21".parse().unwrap();
+        let spec: PolicySpec = "p/allow.wasm,allow=127.0.0.1:*,allow=[::1]:21"
+            .parse()
+            .unwrap();
         assert_eq!(spec.path, PathBuf::from("p/allow.wasm"));
         assert_eq!(
             spec.settings,
