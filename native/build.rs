@@ -9,8 +9,13 @@ use std::env;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+#[path = "src/engine_config.rs"]
+#[allow(dead_code)]
+mod engine_config;
+
 const TARGET: &str = "wasm32-wasip2";
 const ARTIFACT: &str = "ftp_tunnel_component.wasm";
+const PRECOMPILED: &str = "ftp_tunnel_component.cwasm";
 
 fn main() {
     let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets it"));
@@ -25,8 +30,10 @@ fn main() {
         let prebuilt = PathBuf::from(prebuilt);
         println!("cargo:rerun-if-changed={}", prebuilt.display());
         copy(&prebuilt, &embedded);
+        precompile(&embedded, &out_dir);
         return;
     }
+    println!("cargo:rerun-if-changed=src/engine_config.rs");
     for watched in [
         "core/src",
         "core/Cargo.toml",
@@ -73,6 +80,22 @@ fn main() {
         &target_dir.join(TARGET).join("release").join(ARTIFACT),
         &embedded,
     );
+    precompile(&embedded, &out_dir);
+}
+
+/// Writes the component compiled ahead of time for the runtime's engine configuration
+/// (`src/engine_config.rs`, shared with the runtime), so that a run does not pay Cranelift.
+/// If that fails, an empty file: the runtime then compiles the component at startup.
+fn precompile(component: &Path, out_dir: &Path) {
+    let precompiled = out_dir.join(PRECOMPILED);
+    let compiled = std::fs::read(component)
+        .map_err(wasmtime::Error::from)
+        .and_then(|wasm| engine_config::engine()?.precompile_component(&wasm));
+    let bytes = compiled.unwrap_or_else(|error| {
+        println!("cargo:warning=could not precompile the component ({error}); it will be compiled at startup");
+        Vec::new()
+    });
+    std::fs::write(&precompiled, bytes).expect("OUT_DIR is writable");
 }
 
 /// `<target>/wasm-component`, next to the outer build's profile directories.

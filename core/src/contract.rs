@@ -204,8 +204,9 @@ pub enum Action {
     ToServer(Vec<u8>),
     /// Write these bytes to the FTP client's control connection.
     ToClient(Vec<u8>),
-    /// Open a data path and answer later with
+    /// Open a data path and answer, now or later, with
     /// [`Session::handle_forward_opened`](crate::session::Session::handle_forward_opened).
+    /// Each id is asked for once.
     OpenForward {
         /// The session's name for it.
         id: ForwardId,
@@ -213,7 +214,10 @@ pub enum Action {
         request: DataPathRequest,
     },
     /// Close a data path (its listener or remote forward, and any data connection of it).
-    /// The host reports nothing more about it.
+    /// The host reports nothing more about it. Comes at most once per data path answered as
+    /// opened (also when the answer came after a later data command superseded it), never
+    /// for one that failed or was never asked; what is still open when the control
+    /// connection ends, the host closes.
     CloseForward {
         /// The data path to close.
         id: ForwardId,

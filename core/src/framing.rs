@@ -1,9 +1,21 @@
 //! Line framing for one direction of a control connection.
 //!
 //! Lines end at LF (CRLF or bare LF). Nothing is ever dropped or altered: every byte pushed
-//! comes out again, in order, in some [`Line::raw`], so relaying is byte-exact. Memory is
-//! bounded by the line cap: a line longer than the cap comes out in chunks marked
-//! [`Line::overlong`], which the caller relays without interpreting.
+//! comes out again, in order, in some [`Line::raw`], so relaying is byte-exact. A line longer
+//! than the cap comes out in chunks marked [`Line::overlong`], which the caller relays
+//! without interpreting.
+//!
+//! # Memory bound
+//!
+//! With `M` the cap and `P` the bytes pushed but not yet returned ([`LineFramer::pending`]):
+//! - A consumer that takes every line after each push (so `P < M` before the next push)
+//!   never has more than `M + C` bytes allocated while it pushes a chunk of `C` bytes, and
+//!   at most `M` once the lines are taken: a 1 MiB push is given back as its lines go.
+//! - Bytes left untaken are all held (nothing is dropped); the allocation is then at most
+//!   `2 * P` (amortized growth), and shrinks again as lines are taken.
+//!
+//! In short, after every call: [`LineFramer::allocated`] `<= max(M, 2 * P)`, and
+//! `<= M` whenever `P < M`.
 
 /// One framed line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,13 +75,44 @@ impl LineFramer {
         }
     }
 
-    /// Append received bytes (any split; never allocates beyond max_line + the pushed chunk).
+    /// Append received bytes, in any split (see the module's memory bound).
     pub fn push(&mut self, bytes: &[u8]) {
+        self.compact();
+        let pending = self.buf.len();
+        let needed = pending + bytes.len();
+        if needed > self.buf.capacity() {
+            // Vec's own doubling could allocate twice what is needed; grow by doubling only
+            // up to one line's worth, or while the consumer leaves lines untaken.
+            let doubled = needed.max(2 * self.buf.capacity());
+            let target = if needed <= self.max_line {
+                doubled.min(self.max_line)
+            } else if pending < self.max_line {
+                needed
+            } else {
+                doubled
+            };
+            self.buf.reserve_exact(target - pending);
+        }
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// Moves the unreturned bytes to the front of the buffer.
+    fn compact(&mut self) {
         if self.start > 0 {
             self.buf.drain(..self.start);
             self.start = 0;
         }
-        self.buf.extend_from_slice(bytes);
+    }
+
+    /// Gives memory back once the lines that needed it are taken: down to one line's worth
+    /// when less than that is pending, or to what is pending when that is under half.
+    fn shrink(&mut self) {
+        let pending = self.pending();
+        let capacity = self.buf.capacity();
+        if capacity > self.max_line && (pending < self.max_line || 2 * pending < capacity) {
+            self.compact();
+            self.buf.shrink_to(pending.max(self.max_line));
+        }
     }
 
     /// Next complete line (or overlong chunk), if any.
@@ -90,6 +133,7 @@ impl LineFramer {
             self.buf.clear();
             self.start = 0;
         }
+        self.shrink();
         let overlong = self.in_overlong || !terminated;
         self.in_overlong = !terminated;
         Some(Line { raw, overlong })
@@ -105,7 +149,19 @@ impl LineFramer {
         let out = self.buf[self.start..].to_vec();
         self.buf.clear();
         self.start = 0;
+        self.shrink();
         out
+    }
+
+    /// Bytes the framer has allocated (its buffer's capacity), for checking the memory
+    /// bound of the module documentation.
+    pub fn allocated(&self) -> usize {
+        self.buf.capacity()
+    }
+
+    /// The cap on one line, terminator included.
+    pub fn max_line(&self) -> usize {
+        self.max_line
     }
 
     /// True while the framer is inside a line that exceeded the cap.

@@ -1,4 +1,4 @@
-//! Checks every vector of `shared/conformance/ftp-control-vectors.toml` against the parsers.
+//! Checks every vector of `tests/data/ftp-control-vectors.toml` against the parsers.
 //!
 //! Covered here: every [[reply]], [[command]] and [[multiline]] vector, and [[framing]]
 //! F1..F5 (one test each). Not covered here: [[epsv_all]] EA1, which is session state and
@@ -28,8 +28,8 @@ const EPSV_ALL_ELSEWHERE: &[&str] = &["EA1"];
 const KNOWN_TABLES: &[&str] = &["reply", "command", "multiline", "framing", "epsv_all"];
 
 fn vectors() -> toml::Table {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/conformance/ftp-control-vectors.toml");
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/ftp-control-vectors.toml");
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
     let table: toml::Table = toml::from_str(&text).expect("vectors file is valid TOML");

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{Rng, frame_pieces};
+use common::{Rng, check_bound, frame_pieces};
 use ftp_tunnel_core::framing::{Line, LineFramer};
 
 #[test]
@@ -143,4 +143,55 @@ fn random_splits_give_the_same_lines() {
             assert_eq!(pending, want_pending);
         }
     }
+}
+
+#[test]
+fn a_big_push_is_given_back_as_its_lines_are_taken() {
+    let cap = LineFramer::DEFAULT_MAX_LINE;
+    let mut big = Vec::new();
+    while big.len() < 1 << 20 {
+        big.extend_from_slice(b"200 a reply line of some length\r\n");
+    }
+    let mut f = LineFramer::new(cap);
+    f.push(b"partial");
+    f.push(&big);
+    assert!(
+        f.allocated() <= cap + big.len(),
+        "no doubling: {}",
+        f.allocated()
+    );
+    let mut taken = 0;
+    while let Some(line) = f.next_line() {
+        taken += line.raw.len();
+        check_bound(&f);
+    }
+    assert_eq!(taken + f.pending(), big.len() + 7);
+    assert!(f.allocated() <= cap, "{} still held", f.allocated());
+}
+
+#[test]
+fn untaken_lines_are_held_within_twice_their_size() {
+    let mut f = LineFramer::new(512);
+    let mut rng = Rng(7);
+    let mut pushed = 0;
+    for _ in 0..2_000 {
+        let chunk = vec![b'a' + (rng.below(26) as u8); 1 + rng.below(300)];
+        pushed += chunk.len();
+        f.push(&chunk);
+        check_bound(&f);
+        if rng.below(50) == 0 {
+            f.push(b"\n");
+            pushed += 1;
+            // Take a few lines now and then, as a session would when the host answers.
+            for _ in 0..rng.below(20) {
+                let _ = f.next_line();
+                check_bound(&f);
+            }
+        }
+    }
+    assert!(f.pending() <= pushed);
+    f.take_pending();
+    assert_eq!(f.pending(), 0);
+    check_bound(&f);
+    assert!(f.allocated() <= 512);
 }

@@ -414,10 +414,30 @@ fn input_split_byte_by_byte_gives_the_same_actions() {
 }
 
 #[test]
-fn a_forward_answer_nobody_waits_for_is_closed() {
+fn a_forward_answer_nobody_waits_for_is_ignored() {
     let mut s = session();
     s.handle_forward_opened(42, Ok(listening(1)));
-    assert_eq!(actions(&mut s), vec![Action::CloseForward { id: 42 }]);
+    assert_eq!(actions(&mut s), vec![]);
+
+    // A second answer for the current forward neither closes it nor opens anything.
+    let (id, _) = passive(&mut s, "EPSV\r\n", "229 ok (|||40000|)\r\n");
+    s.handle_forward_opened(id, Ok(listening(6000)));
+    actions(&mut s);
+    s.handle_forward_opened(id, Ok(listening(6001)));
+    s.handle_forward_opened(id, Err(ForwardError::Failed("again".into())));
+    assert_eq!(actions(&mut s), vec![]);
+    s.handle_client_bytes(b"LIST\r\n");
+    s.handle_server_bytes(b"150 go\r\n226 done\r\n");
+    s.handle_data_finished(id);
+    assert_eq!(
+        actions(&mut s),
+        vec![
+            to_server("LIST\r\n"),
+            to_client("150 go\r\n"),
+            to_client("226 done\r\n"),
+            Action::CloseForward { id }
+        ]
+    );
 }
 
 #[test]

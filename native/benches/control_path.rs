@@ -14,8 +14,9 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use ftp_tunnel::forwards::ForwardContext;
-use ftp_tunnel::runtime::{Endpoint, Runtime, SessionConfig, SessionInstance, TunnelKind};
+use ftp_tunnel::runtime::wit::{self, Action as WitAction, ForwardError};
+use ftp_tunnel::runtime::{Runtime, SessionInstance};
+use ftp_tunnel::settings::FtpSettings;
 use ftp_tunnel_core::session::{Action, Session, SessionConfig as CoreConfig};
 use tokio::runtime::Runtime as Tokio;
 
@@ -35,24 +36,27 @@ fn core_session() -> Session {
     session
 }
 
-fn component_config() -> SessionConfig {
-    SessionConfig {
-        tunnel: TunnelKind::Local,
-        client_peer: "127.0.0.1".to_owned(),
-        server: Endpoint {
-            host: "127.0.0.1".to_owned(),
-            port: 21,
-        },
-        passive_bind: "127.0.0.1".to_owned(),
-        active_bind: "127.0.0.1".to_owned(),
-        trust_passive_address: false,
-        allow_foreign_data_address: false,
-        max_line: 4096,
-    }
+fn component_config() -> wit::SessionConfig {
+    FtpSettings::default().session_config("127.0.0.1:50000".parse().expect("literal"), "127.0.0.1")
 }
 
-fn detached() -> ForwardContext {
-    ForwardContext::detached(tokio::sync::mpsc::unbounded_channel().0)
+/// Bytes the actions write to either control connection.
+fn written(actions: &[WitAction]) -> usize {
+    actions
+        .iter()
+        .map(|a| match a {
+            WitAction::ToServer(bytes) | WitAction::ToClient(bytes) => bytes.len(),
+            _ => 0,
+        })
+        .sum()
+}
+
+/// The id of the data path the actions ask for, if any.
+fn opened(actions: &[WitAction]) -> Option<u32> {
+    actions.iter().find_map(|a| match a {
+        WitAction::OpenDataPath((id, _)) => Some(*id),
+        _ => None,
+    })
 }
 
 /// Feeds a PASV and its 227 and answers the forward the core asks for, as the host would.
@@ -132,17 +136,22 @@ async fn component_noop_round(instance: &mut SessionInstance) -> usize {
     let a = instance.from_client(black_box(NOOP)).await;
     let b = instance.from_server(black_box(NOOP_REPLY)).await;
     match (a, b) {
-        (Ok(a), Ok(b)) => a.to_server.len() + b.to_client.len(),
+        (Ok(a), Ok(b)) => written(&a) + written(&b),
         _ => 0,
     }
 }
 
+/// PASV, its 227, and the host's answer: here a refusal (no SSH behind the bench), so the
+/// component writes a 425 instead.
 async fn component_pasv_round(instance: &mut SessionInstance) -> usize {
     let a = instance.from_client(black_box(PASV)).await;
     let b = instance.from_server(black_box(PASV_REPLY)).await;
-    match (a, b) {
-        (Ok(a), Ok(b)) => a.to_server.len() + b.to_client.len(),
-        _ => 0,
+    let (Ok(a), Ok(b)) = (a, b) else { return 0 };
+    let Some(id) = opened(&b) else { return 0 };
+    let refused = ForwardError::Failed("no SSH connection in this benchmark".to_owned());
+    match instance.forward_opened(id, Err(refused)).await {
+        Ok(c) => written(&a) + written(&c),
+        Err(_) => 0,
     }
 }
 
@@ -158,7 +167,7 @@ fn bench_component(c: &mut Criterion) {
     let start = |tokio: &Tokio| {
         tokio.block_on(async {
             let mut instance = runtime
-                .start_session(detached(), &config)
+                .start_session(&config)
                 .await
                 .expect("session starts");
             instance.from_server(GREETING).await.expect("greeting");
@@ -177,9 +186,8 @@ fn bench_component(c: &mut Criterion) {
     });
     tokio.block_on(instance.close());
 
-    // Without SSH the forward is refused: the 227 is parsed, a forward asked for across the
-    // WIT boundary, and a 425 written instead. The host binds (and drops) a real listener
-    // before it finds no SSH behind the context, so this includes that socket's cost.
+    // Without SSH the data path is refused: the 227 is parsed, a data path asked for across
+    // the WIT boundary, answered as failed, and a 425 written instead.
     let mut instance = start(&tokio);
     assert!(tokio.block_on(component_pasv_round(&mut instance)) > PASV.len());
     group.bench_function("pasv_227_refused_pair", |b| {
@@ -200,7 +208,7 @@ fn bench_component(c: &mut Criterion) {
                 for _ in 0..iters {
                     let t = Instant::now();
                     let mut instance = runtime
-                        .start_session(detached(), &config)
+                        .start_session(&config)
                         .await
                         .expect("session starts");
                     let first = instance.from_server(GREETING).await;

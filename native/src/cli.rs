@@ -9,9 +9,10 @@ use clap::{ArgAction, Parser, Subcommand};
 use crate::admin::AdminSettings;
 use crate::audit::LogFormat;
 use crate::policy::PolicySpec;
+use crate::settings::FtpSettings;
 use crate::spec::ForwardSpec;
 use crate::ssh::{SshOptions, StrictHostKeyChecking};
-use crate::tunnel::{FtpSettings, TunnelConfig};
+use crate::tunnel::TunnelConfig;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -42,6 +43,8 @@ Options for -o (case-insensitive, Option=value or \"Option value\"):
   ActiveBindAddress=HOST           where active-mode remote forwards bind on the SSH server
                                    (default 127.0.0.1)
   DataTimeout=SECONDS              how long a data forward waits for its connection (60)
+  SeparateDataConnections=yes|no   an SSH connection per data transfer instead of a channel
+                                   on the one connection (default no; see README)
   PolicyTimeout=DURATION           deadline of each policy call: 10ms (default), 1s, 500us
   PolicyMemory=SIZE                memory cap of each policy instance: 16M (default), 64M
   AuditLog=FILE                    append the audit log to FILE (implies --log-format text)
@@ -96,7 +99,9 @@ pub struct Cli {
     #[arg(short = 'L', value_name = "SPEC", action = ArgAction::Append)]
     pub local: Vec<ForwardSpec>,
 
-    /// Remote forward (`-R ftp/...`): not available yet.
+    /// Remote forward: `[ftp/|tcp/][BIND_ADDR:]PORT:HOST:HOSTPORT`; the SSH server listens on
+    /// BIND_ADDR:PORT (default 127.0.0.1) and each connection there is carried to HOST:HOSTPORT
+    /// as seen from here.
     #[arg(short = 'R', value_name = "SPEC", action = ArgAction::Append)]
     pub remote: Vec<ForwardSpec>,
 
@@ -130,6 +135,7 @@ pub struct Cli {
 pub enum Command {
     /// Start an embedded SSH server and FTP server on loopback and run real transfers
     /// through the tunnel in passive and active mode.
+    #[cfg(feature = "demo")]
     Demo(crate::demo::DemoOptions),
 }
 
@@ -156,14 +162,10 @@ impl Cli {
             .destination
             .as_deref()
             .ok_or_else(|| CliError::Usage("no SSH server given".to_owned()))?;
-        if !self.remote.is_empty() {
+        if self.local.is_empty() && self.remote.is_empty() {
             return Err(CliError::Usage(
-                "-R (remote FTP tunnels) is not supported yet".to_owned(),
-            ));
-        }
-        if self.local.is_empty() {
-            return Err(CliError::Usage(
-                "nothing to forward: give at least one -L ftp/PORT:HOST:HOSTPORT".to_owned(),
+                "nothing to forward: give at least one -L ftp/PORT:HOST:HOSTPORT or -R ftp/PORT:HOST:HOSTPORT"
+                    .to_owned(),
             ));
         }
         let (user_from_destination, host) = match destination.rsplit_once('@') {
@@ -201,6 +203,7 @@ impl Cli {
         Ok(TunnelConfig {
             ssh,
             forwards: self.local.clone(),
+            remote_forwards: self.remote.clone(),
             ftp,
         })
     }
@@ -284,13 +287,14 @@ fn apply_option(
                     .map_err(|_| bad("expected an IP address".to_owned()))?,
             )
         }
-        "activebindaddress" => ftp.active_bind = value.to_owned(),
+        "activebindaddress" => ftp.active_bind = Some(value.to_owned()),
         "datatimeout" => {
             let seconds: u64 = value
                 .parse()
                 .map_err(|_| bad("expected whole seconds".to_owned()))?;
             ftp.data_timeout = Duration::from_secs(seconds.max(1));
         }
+        "separatedataconnections" => ssh.separate_data_connections = yes_no(value)?,
         // Admin control options: read by `Cli::admin_settings`.
         admin if crate::admin::is_option(admin) => {}
         _ => return Err(bad(format!("unknown option {name:?}"))),

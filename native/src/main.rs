@@ -27,6 +27,7 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> ExitCode {
+    #[cfg(feature = "demo")]
     if let Some(Command::Demo(options)) = cli.command {
         return match ftp_tunnel::demo::run(options).await {
             Ok(()) => ExitCode::SUCCESS,
@@ -70,7 +71,7 @@ fn fail(code: u8, message: &str) -> ExitCode {
 
 fn init_logging(cli: &Cli) {
     // The demo prints its own report; the tunnel's info lines would interleave with it.
-    let quiet = cli.quiet || matches!(cli.command, Some(Command::Demo(_)));
+    let quiet = cli.quiet || cli.command.is_some();
     let default = match (quiet, cli.verbose) {
         (true, 0) => "warn",
         (false, 0) => "info,russh=warn",

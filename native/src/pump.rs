@@ -114,6 +114,52 @@ pub async fn pump(tcp: TcpStream, channel: impl Into<DataChannel>) -> std::io::R
     result.map(|()| stats)
 }
 
+/// Carries one data connection whose FTP server is on our side (`-R` tunnels): the server's
+/// TCP stream and the client's SSH channel. Over when the server's side has ended and its
+/// bytes went into the channel; the channel is then closed, after its EOF.
+pub async fn pump_server_on_tcp(
+    tcp: TcpStream,
+    channel: impl Into<DataChannel>,
+) -> std::io::Result<PumpStats> {
+    if let Err(e) = tcp.set_nodelay(true) {
+        tracing::debug!(error = %e, "TCP_NODELAY not set on data connection");
+    }
+    let DataChannel {
+        read: mut from_client,
+        write: mut to_client,
+    } = channel.into();
+    let (mut from_server, mut to_server) = tcp.into_split();
+    let uploaded = AtomicU64::new(0);
+    let downloaded = AtomicU64::new(0);
+    let result = {
+        let writer = to_client.half();
+        // The server's bytes go to the client; the transfer ends with them.
+        let mut downstream = pin!(upload(&mut from_server, writer, &downloaded));
+        let mut upstream = pin!(async {
+            let mut batch = download(&mut from_client, &mut to_server, &uploaded).await?;
+            finish_download(&mut to_server, &mut batch, &uploaded).await
+        });
+        let mut upstream_done = false;
+        loop {
+            tokio::select! {
+                result = &mut upstream, if !upstream_done => {
+                    upstream_done = true;
+                    if let Err(error) = result {
+                        tracing::debug!(%error, "client side of a data connection failed");
+                    }
+                }
+                result = &mut downstream => break result,
+            }
+        }
+    };
+    to_client.close().await;
+    let stats = PumpStats {
+        to_channel: downloaded.load(Ordering::Relaxed),
+        from_channel: uploaded.load(Ordering::Relaxed),
+    };
+    result.map(|()| stats)
+}
+
 /// Client to server: reads into a buffer whose filled part is handed to the channel as it
 /// is, then sends EOF.
 async fn upload(

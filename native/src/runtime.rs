@@ -1,34 +1,73 @@
-//! The wasmtime side: loads the embedded FTP rewrite component once and instantiates it per
-//! FTP control connection (one Store each, so a trap ends one session only).
+//! The wasmtime side: loads the FTP rewrite component once and instantiates it per FTP
+//! control connection (one Store each, so a trap ends one session only).
+//!
+//! The component imports nothing of ours (contract 0.2): every call hands it input and takes
+//! back the ordered actions, so a call never waits for the network. The WASI interfaces a
+//! std-built guest links are stubbed to trap: it gets no capability at all.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
-use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
-use wasmtime::{StoreLimits, StoreLimitsBuilder};
+use wasmtime::component::{Component, Linker, ResourceAny};
+use wasmtime::{Engine, Store, StoreLimits, StoreLimitsBuilder};
 
-use crate::forwards::ForwardContext;
+use crate::engine_config::{self, MAX_INSTANCE_MEMORY};
 
 wasmtime::component::bindgen!({
     world: "ftp-tunnel",
     path: "../wit",
-    imports: { default: async | trappable },
     exports: { default: async },
-    with: {
-        "ftp-tunnel:plugin/forwards.forward": crate::forwards::ForwardHandle,
-    },
 });
 
-pub use self::ftp_tunnel::plugin::types::{Endpoint, Note, Output, SessionConfig, TunnelKind};
+/// The contract's types, with conversions to and from the standard library's addresses.
+pub mod wit {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+    pub use super::ftp_tunnel::plugin::types::*;
+
+    /// An address in the contract's form.
+    pub fn ip(address: IpAddr) -> IpAddress {
+        match address {
+            IpAddr::V4(v4) => {
+                let [a, b, c, d] = v4.octets();
+                IpAddress::Ipv4((a, b, c, d))
+            }
+            IpAddr::V6(v6) => {
+                let [a, b, c, d, e, f, g, h] = v6.segments();
+                IpAddress::Ipv6((a, b, c, d, e, f, g, h))
+            }
+        }
+    }
+
+    /// An address from the contract's form.
+    pub fn std_ip(address: &IpAddress) -> IpAddr {
+        match *address {
+            IpAddress::Ipv4((a, b, c, d)) => IpAddr::V4(Ipv4Addr::new(a, b, c, d)),
+            IpAddress::Ipv6((a, b, c, d, e, f, g, h)) => {
+                IpAddr::V6(Ipv6Addr::new(a, b, c, d, e, f, g, h))
+            }
+        }
+    }
+
+    /// A socket address in the contract's form.
+    pub fn socket_address(address: SocketAddr) -> SocketAddress {
+        SocketAddress {
+            address: ip(address.ip()),
+            port: address.port(),
+        }
+    }
+}
+
+use self::wit::{Action, ForwardError, Verdict};
 
 /// The component built from `wasm-component/`, embedded at build time.
 pub static EMBEDDED_COMPONENT: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/ftp_tunnel_component.wasm"));
 
-/// Linear memory one session's instance may grow to.
-const MAX_INSTANCE_MEMORY: usize = 16 << 20;
-/// Component instances alive at once (one per FTP control connection).
-const MAX_INSTANCES: u32 = 10_000;
+/// The same component compiled ahead of time for this engine's configuration (empty if the
+/// build could not precompile it).
+static EMBEDDED_PRECOMPILED: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/ftp_tunnel_component.cwasm"));
 
 /// Errors of loading or running the component.
 #[derive(Debug, thiserror::Error)]
@@ -39,15 +78,14 @@ pub enum RuntimeError {
     /// A call into a session's instance failed (trap or host error).
     #[error("the FTP rewrite component failed: {0}")]
     Call(wasmtime::Error),
+    /// The component refused the session's configuration.
+    #[error("the FTP rewrite component refused the session's configuration: {0:?}")]
+    Config(wit::ConfigError),
 }
 
 /// What one session's Store holds.
 pub struct HostState {
-    /// Guest-visible resources (data forwards).
-    pub table: ResourceTable,
     limits: StoreLimits,
-    /// How this session opens forwards.
-    pub forwards: ForwardContext,
 }
 
 impl self::ftp_tunnel::plugin::types::Host for HostState {}
@@ -60,33 +98,30 @@ pub struct Runtime {
 }
 
 impl Runtime {
-    /// Compiles the embedded component.
+    /// Loads the embedded component: the precompiled form if this engine accepts it, else
+    /// compiled now.
     pub fn new() -> Result<Self, RuntimeError> {
-        Self::from_bytes(EMBEDDED_COMPONENT)
+        let engine = engine_config::engine().map_err(RuntimeError::Load)?;
+        let component = match crate::precompiled::load(&engine, EMBEDDED_PRECOMPILED) {
+            Some(component) => component,
+            None => Component::new(&engine, EMBEDDED_COMPONENT).map_err(RuntimeError::Load)?,
+        };
+        Self::link(engine, component)
     }
 
-    /// Compiles a component given as bytes (a test may pass another build).
+    /// Compiles a component given as bytes (`--plugin`, or a test's own build).
     pub fn from_bytes(wasm: &[u8]) -> Result<Self, RuntimeError> {
-        let mut pooling = PoolingAllocationConfig::default();
-        pooling
-            .total_component_instances(MAX_INSTANCES)
-            .total_core_instances(MAX_INSTANCES)
-            .total_memories(MAX_INSTANCES)
-            .total_tables(MAX_INSTANCES)
-            .max_memory_size(MAX_INSTANCE_MEMORY);
-        let mut config = Config::new();
-        config
-            .allocation_strategy(InstanceAllocationStrategy::Pooling(pooling))
-            .memory_reservation(MAX_INSTANCE_MEMORY as u64)
-            .memory_guard_size(64 << 10)
-            .memory_reservation_for_growth(0);
-        let engine = Engine::new(&config).map_err(RuntimeError::Load)?;
+        let engine = engine_config::engine().map_err(RuntimeError::Load)?;
         let component = Component::new(&engine, wasm).map_err(RuntimeError::Load)?;
+        Self::link(engine, component)
+    }
+
+    fn link(engine: Engine, component: Component) -> Result<Self, RuntimeError> {
         let mut linker = Linker::<HostState>::new(&engine);
-        FtpTunnel::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)
+        FtpTunnel::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |state| state)
             .map_err(RuntimeError::Load)?;
         // A std-built guest imports WASI stdio/env/exit interfaces it never uses: they trap,
-        // so the guest gets no capability beyond `forwards`.
+        // so the guest gets no capability at all.
         linker
             .define_unknown_imports_as_traps(&component)
             .map_err(RuntimeError::Load)?;
@@ -100,19 +135,16 @@ impl Runtime {
         })
     }
 
-    /// A fresh instance for one control connection, with its session constructed.
+    /// A fresh instance for one control connection, with its session created.
     pub async fn start_session(
         &self,
-        forwards: ForwardContext,
-        config: &SessionConfig,
+        config: &wit::SessionConfig,
     ) -> Result<SessionInstance, RuntimeError> {
         let state = HostState {
-            table: ResourceTable::new(),
             limits: StoreLimitsBuilder::new()
                 .memory_size(MAX_INSTANCE_MEMORY)
                 .instances(32)
                 .build(),
-            forwards,
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limits);
@@ -124,9 +156,10 @@ impl Runtime {
         let session = bindings
             .ftp_tunnel_plugin_control()
             .session()
-            .call_constructor(&mut store, config)
+            .call_create(&mut store, config)
             .await
-            .map_err(RuntimeError::Call)?;
+            .map_err(RuntimeError::Call)?
+            .map_err(RuntimeError::Config)?;
         Ok(SessionInstance {
             store,
             bindings,
@@ -150,48 +183,61 @@ impl Runtime {
 pub struct SessionInstance {
     store: Store<HostState>,
     bindings: FtpTunnel,
-    session: wasmtime::component::ResourceAny,
+    session: ResourceAny,
+}
+
+/// Calls one export of the session resource and maps its error.
+macro_rules! call {
+    ($self:ident, $method:ident $(, $arg:expr)*) => {{
+        let control = $self.bindings.ftp_tunnel_plugin_control().session();
+        control
+            .$method(&mut $self.store, $self.session $(, $arg)*)
+            .await
+            .map_err(RuntimeError::Call)
+    }};
 }
 
 impl SessionInstance {
     /// Bytes from the FTP client.
-    pub async fn from_client(&mut self, bytes: &[u8]) -> Result<Output, RuntimeError> {
-        let control = self.bindings.ftp_tunnel_plugin_control().session();
-        control
-            .call_from_client(&mut self.store, self.session, bytes)
-            .await
-            .map_err(RuntimeError::Call)
+    pub async fn from_client(&mut self, bytes: &[u8]) -> Result<Vec<Action>, RuntimeError> {
+        call!(self, call_from_client, bytes)
     }
 
     /// Bytes from the FTP server.
-    pub async fn from_server(&mut self, bytes: &[u8]) -> Result<Output, RuntimeError> {
-        let control = self.bindings.ftp_tunnel_plugin_control().session();
-        control
-            .call_from_server(&mut self.store, self.session, bytes)
-            .await
-            .map_err(RuntimeError::Call)
+    pub async fn from_server(&mut self, bytes: &[u8]) -> Result<Vec<Action>, RuntimeError> {
+        call!(self, call_from_server, bytes)
     }
 
-    /// The data connection of active-mode host forward `id` reached the FTP client.
-    pub async fn data_connected(&mut self, id: u32) -> Result<Output, RuntimeError> {
-        let control = self.bindings.ftp_tunnel_plugin_control().session();
-        control
-            .call_data_connected(&mut self.store, self.session, id)
-            .await
-            .map_err(RuntimeError::Call)
+    /// The answer to `open-data-path(id, ..)`.
+    pub async fn forward_opened(
+        &mut self,
+        id: u32,
+        result: Result<SocketAddr, ForwardError>,
+    ) -> Result<Vec<Action>, RuntimeError> {
+        let result = result.map(wit::socket_address);
+        call!(self, call_forward_opened, id, result.as_ref().map(|a| *a))
     }
 
-    /// The data connection of host forward `id` is over.
-    pub async fn data_finished(&mut self, id: u32) -> Result<Output, RuntimeError> {
-        let control = self.bindings.ftp_tunnel_plugin_control().session();
-        control
-            .call_data_finished(&mut self.store, self.session, id)
-            .await
-            .map_err(RuntimeError::Call)
+    /// The data connection of active-mode path `id` reached the FTP client.
+    pub async fn data_connected(&mut self, id: u32) -> Result<Vec<Action>, RuntimeError> {
+        call!(self, call_data_connected, id)
     }
 
-    /// Ends the session: the guest drops its forwards, and what it did not drop is closed with
-    /// the Store.
+    /// The data connection of path `id` is over.
+    pub async fn data_finished(&mut self, id: u32) -> Result<Vec<Action>, RuntimeError> {
+        call!(self, call_data_finished, id)
+    }
+
+    /// The answer to `check-command(id, ..)`.
+    pub async fn command_verdict(
+        &mut self,
+        id: u32,
+        verdict: &Verdict,
+    ) -> Result<Vec<Action>, RuntimeError> {
+        call!(self, call_command_verdict, id, verdict)
+    }
+
+    /// Ends the session's resource.
     pub async fn close(mut self) {
         let _ = self.session.resource_drop_async(&mut self.store).await;
     }

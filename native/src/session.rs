@@ -1,25 +1,26 @@
-//! One FTP control connection: the client's TCP socket, a `direct-tcpip` channel to the FTP
-//! server, and a component instance between them that rewrites the control lines and asks
-//! for data forwards.
+//! One FTP control connection: its two ends (a TCP socket and an SSH channel, which is which
+//! depends on the tunnel's direction), a component instance between them that rewrites the
+//! control lines, and the session's data paths. The loop feeds the component whatever
+//! arrives (bytes from either end, answers from data paths) and carries out the actions it
+//! returns, in order.
 
-use std::net::SocketAddr;
+use std::collections::VecDeque;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use russh::ChannelMsg;
-use tokio::io::AsyncWriteExt;
+use russh::client::Msg;
 use tokio::net::TcpStream;
-use tokio::net::tcp::OwnedReadHalf;
 use tokio::sync::{broadcast, mpsc};
 use tracing::{info, warn};
 
-use crate::forwards::{DataEvent, DataFinished, ForwardContext};
-use crate::runtime::{Endpoint, Output, Runtime, SessionConfig, TunnelKind};
+use crate::control_io::{self, ControlReader, ControlWriter};
+use crate::datapath::{DataEvent, DataFinished, DataPaths, DataPlan};
+use crate::events::TunnelEvent;
+use crate::runtime::wit::{self, Action, Verdict};
+use crate::runtime::{Runtime, SessionInstance};
+use crate::settings::{Direction, FtpSettings};
 use crate::ssh::SshPool;
-use crate::tunnel::{FtpSettings, TunnelEvent};
-
-/// Largest read from the client's control connection at once (a stack buffer).
-const CONTROL_READ: usize = 4 * 1024;
 
 /// Everything the sessions of one tunnel share.
 pub struct SessionShared {
@@ -33,17 +34,38 @@ pub struct SessionShared {
     pub events: broadcast::Sender<TunnelEvent>,
 }
 
+/// A new control connection, as its tunnel accepted it.
+pub enum Accepted {
+    /// `-L ftp/`: an FTP client connected here; the FTP server is reached through SSH.
+    Local {
+        /// The client's socket.
+        client: TcpStream,
+        /// The client's address.
+        peer: SocketAddr,
+    },
+    /// `-R ftp/`: an FTP client connected to the SSH server's listener; the FTP server is
+    /// reached here.
+    Remote {
+        /// The `forwarded-tcpip` channel carrying the client's connection.
+        client: russh::Channel<Msg>,
+        /// The client's address as the SSH server reported it.
+        originator: SocketAddr,
+        /// Where the `-R` listener binds on the SSH server (data listeners bind there too).
+        remote_bind: String,
+    },
+}
+
 /// Why a session ended early.
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
-    /// The FTP server could not be reached through the SSH server.
-    #[error("cannot reach the FTP server {host}:{port} through SSH: {reason}")]
+    /// The FTP server could not be reached.
+    #[error("cannot reach the FTP server {host}:{port}: {reason}")]
     ServerUnreachable {
         /// Destination host.
         host: String,
         /// Destination port.
         port: u16,
-        /// As the SSH layer said it.
+        /// As the SSH layer or the OS said it.
         reason: String,
     },
     /// The component failed.
@@ -58,117 +80,83 @@ pub enum SessionError {
 pub async fn run_session(
     shared: Arc<SessionShared>,
     id: u64,
-    client: TcpStream,
-    client_peer: SocketAddr,
+    accepted: Accepted,
     server_host: String,
     server_port: u16,
 ) -> Result<(), SessionError> {
-    let _ = client.set_nodelay(true);
-    let local = client.local_addr()?;
-    // The component first: should it fail, no channel to the FTP server is left open.
-    let (data_tx, mut data_rx) = mpsc::unbounded_channel::<DataEvent>();
-    let forwards = ForwardContext::new(shared.pool.clone(), data_tx, shared.ftp.data_timeout);
-    let config = SessionConfig {
-        tunnel: TunnelKind::Local,
-        client_peer: client_peer.ip().to_canonical().to_string(),
-        server: Endpoint {
-            host: server_host.clone(),
-            port: server_port,
-        },
-        passive_bind: shared
-            .ftp
-            .passive_bind
-            .unwrap_or_else(|| local.ip().to_canonical())
-            .to_string(),
-        active_bind: shared.ftp.active_bind.clone(),
-        trust_passive_address: shared.ftp.trust_passive_address,
-        allow_foreign_data_address: shared.ftp.allow_foreign_data_address,
-        max_line: shared.ftp.max_line,
+    let client_peer = match &accepted {
+        Accepted::Local { peer, .. } => *peer,
+        Accepted::Remote { originator, .. } => *originator,
     };
-    let mut instance = shared.runtime.start_session(forwards, &config).await?;
-    let channel = shared
-        .pool
-        .control()
-        .open_direct_tcpip(&server_host, server_port, client_peer)
-        .await
-        .map_err(|e| SessionError::ServerUnreachable {
-            host: server_host.clone(),
-            port: server_port,
-            reason: e.to_string(),
-        });
-    let (client_read, mut client_write) = client.into_split();
-    let channel = match channel {
-        Ok(channel) => channel,
+    // The component first: should it fail, nothing is opened towards the FTP server.
+    let config = shared.ftp.session_config(client_peer, &server_host);
+    let instance = shared.runtime.start_session(&config).await;
+    let (client, plan_base) = match accepted {
+        Accepted::Local { client, .. } => {
+            let local = client.local_addr()?.ip().to_canonical();
+            (control_io::tcp(client), PlanBase::Local { local })
+        }
+        Accepted::Remote {
+            client,
+            remote_bind,
+            ..
+        } => (
+            control_io::channel(client),
+            PlanBase::Remote { remote_bind },
+        ),
+    };
+    let (client_read, mut client_write) = client;
+    let instance = match instance {
+        Ok(instance) => instance,
         Err(error) => {
-            let reply = format!("421 Service not available: {error}\r\n");
-            let _ = client_write.write_all(reply.as_bytes()).await;
+            refuse(&mut client_write, "ftp-tunnel's FTP rewrite failed").await;
+            return Err(error.into());
+        }
+    };
+    let server = connect_server(&shared, &plan_base, &server_host, server_port, client_peer).await;
+    let ((server_read, server_write), server_local) = match server {
+        Ok(server) => server,
+        Err(error) => {
+            refuse(&mut client_write, &error.to_string()).await;
+            instance.close().await;
             return Err(error);
         }
     };
+    let plan = plan_base.plan(&shared.ftp, server_local, &server_host);
     info!(session = id, client = %client_peer, server = %format!("{server_host}:{server_port}"), "FTP session opened");
     let _ = shared.events.send(TunnelEvent::SessionOpened {
         session: id,
         client: client_peer,
     });
-
-    // No read buffer lives across an await: an idle session holds no buffer at all (the
-    // client side is read only once readable, the channel hands over whole messages).
-    let (mut server_read, server_write) = channel.split();
-    let outcome: Result<(), SessionError> = async {
-        loop {
-            // A finished transfer is logged after its completion reply went out: the log
-            // write is not on the path of the reply.
-            let mut finished = None;
-            let mut output = tokio::select! {
-                ready = client_read.readable() => {
-                    ready?;
-                    let Some(bytes) = read_ready(&client_read)? else { continue };
-                    if bytes.is_empty() { break; }
-                    instance.from_client(&bytes).await?
-                }
-                message = server_read.wait() => match message {
-                    Some(ChannelMsg::Data { data }) => instance.from_server(&data).await?,
-                    Some(ChannelMsg::Eof | ChannelMsg::Close) | None => break,
-                    Some(_) => continue,
-                },
-                Some(event) = data_rx.recv() => match event {
-                    DataEvent::Connected(forward) => instance.data_connected(forward).await?,
-                    DataEvent::Finished(event) => {
-                        let output = instance.data_finished(event.id).await?;
-                        finished = Some(event);
-                        output
-                    }
-                },
-            };
-            if !output.to_server.is_empty() {
-                server_write
-                    .data_bytes(std::mem::take(&mut output.to_server))
-                    .await
-                    .map_err(|e| {
-                        std::io::Error::other(format!("SSH channel to the FTP server: {e}"))
-                    })?;
-            }
-            if !output.to_client.is_empty() {
-                client_write.write_all(&output.to_client).await?;
-            }
-            publish_notes(&shared, id, &output);
-            if let Some(event) = &finished {
-                publish_transfer(&shared, id, event);
-            }
-        }
-        Ok(())
-    }
-    .await;
+    let (data_tx, data_rx) = mpsc::unbounded_channel();
+    let paths = DataPaths::new(plan, shared.pool.clone(), data_tx);
+    let mut session = Running {
+        shared: &shared,
+        id,
+        instance,
+        paths,
+        data_rx,
+        client_read,
+        client_write,
+        server_read,
+        server_write,
+    };
+    let outcome = session.run().await;
+    let Running {
+        instance,
+        paths,
+        mut client_write,
+        server_write,
+        ..
+    } = session;
     if let Err(SessionError::Runtime(error)) = &outcome {
         warn!(session = id, "{error}");
-        let _ = client_write
-            .write_all(b"421 Service not available: ftp-tunnel's FTP rewrite failed.\r\n")
-            .await;
+        refuse(&mut client_write, "ftp-tunnel's FTP rewrite failed").await;
     }
-    let _ = server_write.eof().await;
-    let _ = server_write.close().await;
-    let _ = client_write.shutdown().await;
-    // Dropping the instance closes every forward the session still held.
+    // Every data path of the session closes with it.
+    drop(paths);
+    server_write.close().await;
+    client_write.close().await;
     tokio::time::timeout(Duration::from_secs(1), instance.close())
         .await
         .ok();
@@ -179,53 +167,226 @@ pub async fn run_session(
     outcome
 }
 
-/// Reads what the client sent, if anything is there yet; `Some(empty)` at end of stream.
-fn read_ready(client: &OwnedReadHalf) -> std::io::Result<Option<Vec<u8>>> {
-    let mut buf = [0u8; CONTROL_READ];
-    match client.try_read(&mut buf) {
-        Ok(n) => Ok(Some(buf[..n].to_vec())),
-        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(None),
-        Err(e) => Err(e),
+/// Tells the FTP client that it will not be served, and why.
+async fn refuse(client: &mut ControlWriter, reason: &str) {
+    let reply = format!("421 Service not available: {reason}\r\n");
+    let _ = client.send(reply.into_bytes()).await;
+}
+
+/// What a session's data plan depends on before the FTP server is connected.
+enum PlanBase {
+    /// `-L`: the address the client reached us on.
+    Local { local: IpAddr },
+    /// `-R`: where the control listener binds on the SSH server.
+    Remote { remote_bind: String },
+}
+
+impl PlanBase {
+    fn plan(self, ftp: &FtpSettings, server_local: Option<IpAddr>, server_host: &str) -> DataPlan {
+        let loopback_like_server = match server_host.parse::<IpAddr>() {
+            Ok(IpAddr::V6(_)) => IpAddr::V6(Ipv6Addr::LOCALHOST),
+            _ => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        };
+        match self {
+            PlanBase::Local { local } => {
+                // Active mode: the FTP server connects to a listener on the SSH server, of
+                // the server's own address family unless configured otherwise.
+                let remote_bind = ftp
+                    .active_bind
+                    .clone()
+                    .unwrap_or_else(|| loopback_like_server.to_string());
+                DataPlan {
+                    direction: Direction::Local,
+                    local_bind: ftp.passive_bind.unwrap_or(local),
+                    remote_name: nameable(&remote_bind).unwrap_or(loopback_like_server),
+                    remote_bind,
+                    timeout: ftp.data_timeout,
+                }
+            }
+            PlanBase::Remote { remote_bind } => DataPlan {
+                direction: Direction::Remote,
+                // Active mode: the FTP server connects to us from where we reached it.
+                local_bind: ftp
+                    .passive_bind
+                    .or(server_local)
+                    .unwrap_or(loopback_like_server),
+                remote_name: nameable(&remote_bind).unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+                remote_bind,
+                timeout: ftp.data_timeout,
+            },
+        }
     }
 }
 
-fn publish_notes(shared: &SessionShared, session: u64, output: &Output) {
-    for note in &output.notes {
+/// `host` as an address to name in a rewritten line, if it is a specific IP address.
+fn nameable(host: &str) -> Option<IpAddr> {
+    host.trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<IpAddr>()
+        .ok()
+        .filter(|ip| !ip.is_unspecified())
+}
+
+/// Connects the FTP server's end: through SSH (`-L`) or here (`-R`); also returns our
+/// address on a connection made here.
+async fn connect_server(
+    shared: &SessionShared,
+    base: &PlanBase,
+    host: &str,
+    port: u16,
+    client_peer: SocketAddr,
+) -> Result<((ControlReader, ControlWriter), Option<IpAddr>), SessionError> {
+    let unreachable = |reason: String| SessionError::ServerUnreachable {
+        host: host.to_owned(),
+        port,
+        reason,
+    };
+    match base {
+        PlanBase::Local { .. } => {
+            let channel = shared
+                .pool
+                .control()
+                .open_direct_tcpip(host, port, client_peer)
+                .await
+                .map_err(|e| unreachable(e.to_string()))?;
+            Ok((control_io::channel(channel), None))
+        }
+        PlanBase::Remote { .. } => {
+            let tcp = TcpStream::connect((host, port))
+                .await
+                .map_err(|e| unreachable(e.to_string()))?;
+            let local = tcp.local_addr().ok().map(|a| a.ip().to_canonical());
+            Ok((control_io::tcp(tcp), local))
+        }
+    }
+}
+
+/// A session whose both ends are connected.
+struct Running<'a> {
+    shared: &'a SessionShared,
+    id: u64,
+    instance: SessionInstance,
+    paths: DataPaths,
+    data_rx: mpsc::UnboundedReceiver<DataEvent>,
+    client_read: ControlReader,
+    client_write: ControlWriter,
+    server_read: ControlReader,
+    server_write: ControlWriter,
+}
+
+impl Running<'_> {
+    async fn run(&mut self) -> Result<(), SessionError> {
+        loop {
+            // A finished transfer is logged after its completion reply went out: the log
+            // write is not on the path of the reply.
+            let mut finished = None;
+            let actions = tokio::select! {
+                bytes = self.client_read.recv() => match bytes? {
+                    Some(bytes) => self.instance.from_client(&bytes).await?,
+                    None => return Ok(()),
+                },
+                bytes = self.server_read.recv() => match bytes? {
+                    Some(bytes) => self.instance.from_server(&bytes).await?,
+                    None => return Ok(()),
+                },
+                Some(event) = self.data_rx.recv() => match event {
+                    DataEvent::Opened { id, result } => self.instance.forward_opened(id, result).await?,
+                    DataEvent::Connected(id) => self.instance.data_connected(id).await?,
+                    DataEvent::Finished(event) => {
+                        self.paths.finished(event.id);
+                        let actions = self.instance.data_finished(event.id).await?;
+                        finished = Some(event);
+                        actions
+                    }
+                },
+            };
+            self.carry_out(actions).await?;
+            if let Some(event) = &finished {
+                publish_transfer(self.shared, self.id, event);
+            }
+        }
+    }
+
+    /// Carries out the component's actions in order, with what answering them brings.
+    async fn carry_out(&mut self, actions: Vec<Action>) -> Result<(), SessionError> {
+        let mut work = VecDeque::from(actions);
+        while let Some(action) = work.pop_front() {
+            match action {
+                Action::ToServer(bytes) => self.server_write.send(bytes).await?,
+                Action::ToClient(bytes) => self.client_write.send(bytes).await?,
+                Action::OpenDataPath((id, request)) => self.paths.open(id, request),
+                Action::CloseDataPath(id) => self.paths.close(id),
+                Action::CheckCommand(check) => {
+                    let more = self
+                        .instance
+                        .command_verdict(check.id, &Verdict::Allow)
+                        .await?;
+                    work.extend(more);
+                }
+                Action::Note(note) => publish_note(self.shared, self.id, &note),
+            }
+        }
+        Ok(())
+    }
+}
+
+fn note_kind(kind: wit::NoteKind) -> &'static str {
+    match kind {
+        wit::NoteKind::Rewrite => "rewrite",
+        wit::NoteKind::Refused => "refused",
+        wit::NoteKind::Malformed => "malformed",
+        wit::NoteKind::ForwardFailed => "forward-failed",
+        wit::NoteKind::Denied => "denied",
+        wit::NoteKind::Transfer => "transfer",
+    }
+}
+
+fn publish_note(shared: &SessionShared, session: u64, note: &wit::Note) {
+    let kind = note_kind(note.kind);
+    if note.kind != wit::NoteKind::Transfer {
         info!(
             session,
-            kind = %note.kind,
+            kind,
             "{} {:?} -> {:?}",
-            if note.kind == "rewrite" { "rewrote" } else { "answered" },
+            if kind == "rewrite" {
+                "rewrote"
+            } else {
+                "answered"
+            },
             note.original,
             note.replacement
         );
-        let _ = shared.events.send(TunnelEvent::Rewrite {
-            session,
-            kind: note.kind.clone(),
-            original: note.original.clone(),
-            rewritten: note.replacement.clone(),
-        });
     }
+    let _ = shared.events.send(TunnelEvent::Rewrite {
+        session,
+        kind: kind.to_owned(),
+        original: note.original.clone(),
+        rewritten: note.replacement.clone(),
+    });
 }
 
 fn publish_transfer(shared: &SessionShared, session: u64, event: &DataFinished) {
-    let Ok(stats) = &event.result else {
+    let Ok(bytes) = &event.result else {
         return;
+    };
+    let mode = match event.mode {
+        wit::DataMode::Passive => ftp_tunnel_core::session::DataMode::Passive,
+        wit::DataMode::Active => ftp_tunnel_core::session::DataMode::Active,
     };
     info!(
         "data transfer finished session={session} forward={} mode={} to_server={} to_client={} ms={}",
         event.id,
-        event.mode.as_str(),
-        stats.to_channel,
-        stats.from_channel,
+        mode.as_str(),
+        bytes.to_server,
+        bytes.to_client,
         event.elapsed.as_millis()
     );
     let _ = shared.events.send(TunnelEvent::TransferFinished {
         session,
         forward: event.id,
-        mode: event.mode,
-        to_server: stats.to_channel,
-        to_client: stats.from_channel,
+        mode,
+        to_server: bytes.to_server,
+        to_client: bytes.to_client,
         elapsed: event.elapsed,
     });
 }

@@ -1,5 +1,6 @@
-//! A running tunnel: the SSH connections, one listener per `-L` forward, and a task per
-//! accepted connection (an FTP session or a plain TCP forward).
+//! A running tunnel: one SSH connection, a listener per `-L` forward and a remote listener
+//! per `-R` forward, and a task per accepted connection (an FTP session or a plain TCP
+//! forward).
 
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -12,42 +13,16 @@ use tokio::sync::broadcast;
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
-use crate::forwards::DataMode;
-use crate::pump::pump;
+use crate::events::TunnelEvent;
+use crate::pump::{DataChannel, pump, pump_server_on_tcp};
 use crate::runtime::{Runtime, RuntimeError};
-use crate::session::{SessionShared, run_session};
+use crate::session::{Accepted, SessionShared, run_session};
+use crate::settings::FtpSettings;
 use crate::spec::{ForwardKind, ForwardSpec};
-use crate::ssh::{SshError, SshOptions, SshPool};
+use crate::ssh::{RemoteForward, SshError, SshOptions, SshPool};
 
-/// FTP rules and tuning for every session of a tunnel.
-#[derive(Debug, Clone)]
-pub struct FtpSettings {
-    /// Connect passive data connections to the address the server's reply names.
-    pub trust_passive_address: bool,
-    /// Accept PORT/EPRT/LPRT naming a host other than the client's own.
-    pub allow_foreign_data_address: bool,
-    /// Where passive listeners bind; `None` = the address the client reached us on.
-    pub passive_bind: Option<IpAddr>,
-    /// Where remote (active-mode) forwards bind on the SSH server.
-    pub active_bind: String,
-    /// How long a data forward waits for its connection.
-    pub data_timeout: Duration,
-    /// Longest control line interpreted.
-    pub max_line: u32,
-}
-
-impl Default for FtpSettings {
-    fn default() -> Self {
-        Self {
-            trust_passive_address: false,
-            allow_foreign_data_address: false,
-            passive_bind: None,
-            active_bind: "127.0.0.1".to_owned(),
-            data_timeout: Duration::from_secs(60),
-            max_line: 8192,
-        }
-    }
-}
+/// Where `-R` listeners bind on the SSH server when the spec names no address.
+const DEFAULT_REMOTE_BIND: &str = "127.0.0.1";
 
 /// What a tunnel is asked to do.
 #[derive(Debug, Clone)]
@@ -56,51 +31,10 @@ pub struct TunnelConfig {
     pub ssh: SshOptions,
     /// `-L` forwards.
     pub forwards: Vec<ForwardSpec>,
+    /// `-R` forwards.
+    pub remote_forwards: Vec<ForwardSpec>,
     /// FTP rules.
     pub ftp: FtpSettings,
-}
-
-/// Something that happened, for whoever watches (the demo, tests, an audit log).
-#[derive(Debug, Clone)]
-pub enum TunnelEvent {
-    /// A control connection was accepted.
-    SessionOpened {
-        /// Session number.
-        session: u64,
-        /// The FTP client.
-        client: SocketAddr,
-    },
-    /// A control connection ended.
-    SessionClosed {
-        /// Session number.
-        session: u64,
-    },
-    /// The component replaced or answered a line.
-    Rewrite {
-        /// Session number.
-        session: u64,
-        /// "rewrite", "refused", "malformed" or "forward-failed".
-        kind: String,
-        /// The line received.
-        original: String,
-        /// What went out instead.
-        rewritten: String,
-    },
-    /// A data connection ended.
-    TransferFinished {
-        /// Session number.
-        session: u64,
-        /// Forward id within the session.
-        forward: u32,
-        /// Passive or active.
-        mode: DataMode,
-        /// Bytes from the FTP client to the FTP server over SSH.
-        to_server: u64,
-        /// Bytes from the FTP server to the FTP client over SSH.
-        to_client: u64,
-        /// How long the data connection lasted.
-        elapsed: Duration,
-    },
 }
 
 /// Why a tunnel could not start or stopped.
@@ -134,11 +68,13 @@ pub enum TunnelError {
 pub struct Tunnel {
     shared: Arc<SessionShared>,
     listeners: Vec<(TcpListener, ForwardSpec)>,
+    remote: Vec<(RemoteForward, ForwardSpec)>,
     host: String,
 }
 
 impl Tunnel {
-    /// Connects and authenticates, loads the component and binds every listener.
+    /// Connects and authenticates, loads the component, binds every `-L` listener and asks
+    /// the SSH server for every `-R` listener.
     pub async fn start(config: TunnelConfig) -> Result<Tunnel, TunnelError> {
         let runtime = Runtime::new()?;
         let pool = SshPool::connect(config.ssh.clone()).await?;
@@ -161,6 +97,19 @@ impl Tunnel {
             info!("listening on {local} ({spec} via {})", config.ssh.host);
             listeners.push((listener, spec.clone()));
         }
+        let mut remote = Vec::new();
+        for spec in &config.remote_forwards {
+            let bind = spec.bind_address.as_deref().unwrap_or(DEFAULT_REMOTE_BIND);
+            let forward = pool.control().remote_forward(bind, spec.bind_port).await?;
+            // "listening on ADDR:PORT", as for -L: scripts and tests read the port there.
+            info!(
+                "SSH server {} listening on {}:{} (-R {spec})",
+                config.ssh.host,
+                bracketed(bind),
+                forward.port()
+            );
+            remote.push((forward, spec.clone()));
+        }
         let (events, _) = broadcast::channel(1024);
         Ok(Tunnel {
             shared: Arc::new(SessionShared {
@@ -170,6 +119,7 @@ impl Tunnel {
                 events,
             }),
             listeners,
+            remote,
             host: config.ssh.host,
         })
     }
@@ -183,6 +133,14 @@ impl Tunnel {
                     .local_addr()
                     .unwrap_or_else(|_| SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0))
             })
+            .collect()
+    }
+
+    /// The port each `-R` forward listens on at the SSH server, in the order given.
+    pub fn remote_ports(&self) -> Vec<u16> {
+        self.remote
+            .iter()
+            .map(|(forward, _)| forward.port())
             .collect()
     }
 
@@ -200,6 +158,14 @@ impl Tunnel {
             tasks.spawn(serve_listener(
                 self.shared.clone(),
                 listener,
+                spec,
+                next_session.clone(),
+            ));
+        }
+        for (forward, spec) in self.remote {
+            tasks.spawn(serve_remote(
+                self.shared.clone(),
+                forward,
                 spec,
                 next_session.clone(),
             ));
@@ -222,6 +188,7 @@ impl Tunnel {
     }
 }
 
+/// Accepts `-L` connections.
 async fn serve_listener(
     shared: Arc<SessionShared>,
     listener: TcpListener,
@@ -246,11 +213,12 @@ async fn serve_listener(
                 sessions.spawn(async move {
                     match spec.kind {
                         ForwardKind::Ftp => {
-                            if let Err(error) = run_session(shared, id, client, peer, spec.host, spec.host_port).await {
+                            let accepted = Accepted::Local { client, peer };
+                            if let Err(error) = run_session(shared, id, accepted, spec.host, spec.host_port).await {
                                 warn!(session = id, "{error}");
                             }
                         }
-                        ForwardKind::Tcp => plain_forward(&shared, id, client, peer, &spec).await,
+                        ForwardKind::Tcp => plain_local(&shared, id, client, peer, &spec).await,
                     }
                 });
             }
@@ -259,15 +227,59 @@ async fn serve_listener(
     }
 }
 
-/// `tcp/` forwards: a plain `direct-tcpip` forward, as `ssh -L`.
-async fn plain_forward(
+/// Accepts `-R` connections (`forwarded-tcpip` channels of one remote listener).
+async fn serve_remote(
+    shared: Arc<SessionShared>,
+    mut forward: RemoteForward,
+    spec: ForwardSpec,
+    next_session: Arc<AtomicU64>,
+) {
+    let remote_bind = spec
+        .bind_address
+        .clone()
+        .unwrap_or_else(|| DEFAULT_REMOTE_BIND.to_owned());
+    let mut sessions = JoinSet::new();
+    loop {
+        tokio::select! {
+            arrived = forward.accept() => {
+                let Some((channel, originator, originator_port)) = arrived else { break };
+                let Ok(ip) = originator.parse::<IpAddr>() else {
+                    warn!(%originator, "-R {spec}: refused a connection whose originator is not an IP address");
+                    drop(DataChannel::from(channel));
+                    continue;
+                };
+                let originator = SocketAddr::new(ip.to_canonical(), u16::try_from(originator_port).unwrap_or(0));
+                let id = next_session.fetch_add(1, Ordering::Relaxed);
+                let shared = shared.clone();
+                let spec = spec.clone();
+                let remote_bind = remote_bind.clone();
+                sessions.spawn(async move {
+                    match spec.kind {
+                        ForwardKind::Ftp => {
+                            let accepted = Accepted::Remote { client: channel, originator, remote_bind };
+                            if let Err(error) = run_session(shared, id, accepted, spec.host, spec.host_port).await {
+                                warn!(session = id, "{error}");
+                            }
+                        }
+                        ForwardKind::Tcp => plain_remote(id, channel, &spec).await,
+                    }
+                });
+            }
+            Some(_) = sessions.join_next() => {}
+        }
+    }
+    forward.cancel().await;
+}
+
+/// `-L tcp/`: a plain `direct-tcpip` forward, as `ssh -L`.
+async fn plain_local(
     shared: &SessionShared,
     id: u64,
     client: TcpStream,
     peer: SocketAddr,
     spec: &ForwardSpec,
 ) {
-    // A data connection of its own: a slow reader here must not stall FTP control channels.
+    // The shared connection (or, with -o SeparateDataConnections, one of its own).
     let lease = match shared.pool.lease_data().await {
         Ok(lease) => lease,
         Err(error) => {
@@ -295,4 +307,38 @@ async fn plain_forward(
         Err(error) => debug!(connection = id, "tcp forward failed: {error}"),
     }
     drop(lease);
+}
+
+/// `-R tcp/`: a `forwarded-tcpip` channel connected here, as `ssh -R`.
+async fn plain_remote(id: u64, channel: russh::Channel<russh::client::Msg>, spec: &ForwardSpec) {
+    // Closed when dropped, also if the target cannot be reached.
+    let channel = DataChannel::from(channel);
+    let tcp = match TcpStream::connect((spec.host.as_str(), spec.host_port)).await {
+        Ok(tcp) => tcp,
+        Err(error) => {
+            warn!(
+                connection = id,
+                "-R {spec}: cannot reach {}:{}: {error}", spec.host, spec.host_port
+            );
+            return;
+        }
+    };
+    match pump_server_on_tcp(tcp, channel).await {
+        Ok(stats) => debug!(
+            connection = id,
+            to_client = stats.to_channel,
+            to_server = stats.from_channel,
+            "tcp forward closed"
+        ),
+        Err(error) => debug!(connection = id, "tcp forward failed: {error}"),
+    }
+}
+
+/// An address as it appears before `:PORT` (IPv6 in brackets).
+fn bracketed(host: &str) -> String {
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]")
+    } else {
+        host.to_owned()
+    }
 }

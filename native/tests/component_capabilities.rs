@@ -1,15 +1,12 @@
-//! The embedded component may import nothing beyond what the host grants: the `forwards`
-//! interface (and its types). The WASI interfaces a std-built guest names are linked as traps,
+//! The embedded component may import nothing beyond what the host grants: the contract's
+//! types (contract 0.2 has no functions to import). The WASI interfaces a std-built guest names are linked as traps,
 //! so they must stay within the harmless set below; anything else (sockets, filesystem,
 //! clocks, random, HTTP) fails this test.
 
 use ftp_tunnel::runtime::Runtime;
 
 /// Granted for real.
-const GRANTED: &[&str] = &[
-    "ftp-tunnel:plugin/types@0.1.0",
-    "ftp-tunnel:plugin/forwards@0.1.0",
-];
+const GRANTED: &[&str] = &["ftp-tunnel:plugin/types@0.2.0"];
 
 /// Named by std's wasm32-wasip2 runtime (stdio for panics, args/env, exit), linked as traps.
 const TRAPPED_PREFIXES: &[&str] = &[
@@ -29,14 +26,14 @@ const TRAPPED_PREFIXES: &[&str] = &[
 ];
 
 #[test]
-fn the_component_imports_no_capability_beyond_forwards() {
+fn the_component_imports_no_capability_beyond_the_contract_types() {
     let runtime = Runtime::new().expect("the embedded component loads");
     let imports = runtime.component_imports();
     assert!(
         GRANTED
             .iter()
             .all(|granted| imports.iter().any(|i| i == granted)),
-        "the component must import the forwards interface: {imports:?}"
+        "the component must import the contract's types: {imports:?}"
     );
     let unexpected: Vec<&String> = imports
         .iter()

@@ -7,12 +7,15 @@
 #![forbid(unsafe_code)]
 
 pub mod clients;
+pub mod dropbear;
+pub mod envoy;
 pub mod files;
 pub mod lab;
 pub mod netns;
 pub mod policies;
 pub mod pyftpd;
 pub mod rawftp;
+pub mod remote_lab;
 pub mod sshd;
 pub mod tunnel;
 pub mod vsftpd;
@@ -217,4 +220,16 @@ impl Drop for ChildGuard {
 pub fn free_port() -> Result<u16> {
     let l = std::net::TcpListener::bind("127.0.0.1:0")?;
     Ok(l.local_addr()?.port())
+}
+
+/// Waits until a TCP connection to `addr` succeeds (for servers in the root namespace).
+pub fn wait_connectable(addr: std::net::SocketAddr, timeout: Duration) -> Result<()> {
+    poll_until(timeout, || {
+        Ok(
+            std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200))
+                .ok()
+                .map(|_| ()),
+        )
+    })
+    .map_err(|_| Error::Timeout(format!("{addr} accepting connections")))
 }

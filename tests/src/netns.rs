@@ -87,6 +87,11 @@ impl NetNs {
         &self.name
     }
 
+    /// The address of the veth end in the root namespace.
+    pub fn host_ip(&self) -> Ipv4Addr {
+        self.host_ip
+    }
+
     /// The address of the veth end inside the namespace (where sshd listens).
     pub fn ns_ip(&self) -> Ipv4Addr {
         self.ns_ip

@@ -22,6 +22,28 @@ pub enum Forwarding {
     Local,
 }
 
+/// Where an SSH server fixture runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// Inside the namespace, on its veth address (`-L` tests: the FTP server is in there).
+    Namespace,
+    /// In the root namespace, on the root's end of the namespace's veth link (`-R` tests:
+    /// the tunnel and the FTP server are in the namespace, the FTP client outside).
+    Host,
+}
+
+/// What the tunnel fixture needs of an SSH server (OpenSSH's sshd or dropbear).
+pub trait SshServer {
+    /// The address it listens on.
+    fn addr(&self) -> std::net::Ipv4Addr;
+    /// The port it listens on.
+    fn port(&self) -> u16;
+    /// The client's private key (authorized for root).
+    fn client_key(&self) -> PathBuf;
+    /// A known_hosts file naming this server's host key as `[ip]:port`.
+    fn known_hosts(&self) -> PathBuf;
+}
+
 /// A running sshd; killed (with its per-connection children) on Drop.
 #[derive(Debug)]
 pub struct Sshd {
@@ -43,6 +65,20 @@ pub fn keygen(path: &Path) -> Result<()> {
 impl Sshd {
     /// Starts sshd inside `ns`, listening on the namespace's veth address, and waits for it.
     pub fn start(ns: &NetNs, forwarding: Forwarding) -> Result<Self> {
+        Self::start_at(ns, Side::Namespace, forwarding, "")
+    }
+
+    /// Like [`Sshd::start`], with `extra` lines appended to sshd_config.
+    pub fn start_with(ns: &NetNs, forwarding: Forwarding, extra: &str) -> Result<Self> {
+        Self::start_at(ns, Side::Namespace, forwarding, extra)
+    }
+
+    /// Starts sshd on `side` of `ns`'s veth link, with `extra` lines of configuration.
+    pub fn start_at(ns: &NetNs, side: Side, forwarding: Forwarding, extra: &str) -> Result<Self> {
+        let addr = match side {
+            Side::Namespace => ns.ns_ip(),
+            Side::Host => ns.host_ip(),
+        };
         let dir = tempfile::Builder::new().prefix("ftpt-sshd-").tempdir()?;
         let d = dir.path();
         keygen(&d.join("host_key"))?;
@@ -71,8 +107,8 @@ impl Sshd {
              X11Forwarding no\n\
              MaxStartups 100\n\
              MaxSessions 100\n\
-             LogLevel DEBUG1\n",
-            addr = ns.ns_ip(),
+             LogLevel DEBUG1\n\
+             {extra}\n",
             port = SSHD_PORT,
             d = d.display(),
         );
@@ -84,12 +120,19 @@ impl Sshd {
         };
         fs::write(
             d.join("known_hosts"),
-            format!("[{}]:{} {kind} {key}\n", ns.ns_ip(), SSHD_PORT),
+            format!("[{addr}]:{SSHD_PORT} {kind} {key}\n"),
         )?;
         let log = fs::File::create(d.join("sshd.log"))?;
         let cfg = d.join("sshd_config");
-        let child = ns
-            .command_in("/usr/sbin/sshd", &["-D", "-e", "-f"])
+        let mut command = match side {
+            Side::Namespace => ns.command_in("/usr/sbin/sshd", &["-D", "-e", "-f"]),
+            Side::Host => {
+                let mut c = Command::new("/usr/sbin/sshd");
+                c.args(["-D", "-e", "-f"]);
+                c
+            }
+        };
+        let child = command
             .arg(&cfg)
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
@@ -99,16 +142,23 @@ impl Sshd {
         let sshd = Sshd {
             child: Some(child),
             dir,
-            addr: ns.ns_ip(),
+            addr,
         };
-        if let Err(e) = ns.wait_listening(SSHD_PORT, Duration::from_secs(10)) {
+        let listening = match side {
+            Side::Namespace => ns.wait_listening(SSHD_PORT, Duration::from_secs(10)),
+            Side::Host => crate::wait_connectable(
+                std::net::SocketAddr::from((addr, SSHD_PORT)),
+                Duration::from_secs(10),
+            ),
+        };
+        if let Err(e) = listening {
             crate::dump_log("sshd", &sshd.log_path());
             return Err(e);
         }
         Ok(sshd)
     }
 
-    /// The address sshd listens on (the namespace's veth address).
+    /// The address sshd listens on.
     pub fn addr(&self) -> std::net::Ipv4Addr {
         self.addr
     }
@@ -126,6 +176,11 @@ impl Sshd {
     /// A known_hosts file naming this server's host key as `[ip]:port`.
     pub fn known_hosts(&self) -> PathBuf {
         self.dir.path().join("known_hosts")
+    }
+
+    /// How many logins the log shows (`Accepted publickey`).
+    pub fn accepted_logins(&self) -> usize {
+        self.log().matches("Accepted publickey").count()
     }
 
     /// The server's log file (sshd -e output at LogLevel DEBUG1).
@@ -155,5 +210,20 @@ impl Drop for Sshd {
     fn drop(&mut self) {
         crate::dump_log_if_panicking("sshd", &self.log_path());
         self.kill();
+    }
+}
+
+impl SshServer for Sshd {
+    fn addr(&self) -> std::net::Ipv4Addr {
+        self.addr
+    }
+    fn port(&self) -> u16 {
+        SSHD_PORT
+    }
+    fn client_key(&self) -> PathBuf {
+        Sshd::client_key(self)
+    }
+    fn known_hosts(&self) -> PathBuf {
+        Sshd::known_hosts(self)
     }
 }

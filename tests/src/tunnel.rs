@@ -6,7 +6,8 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::sshd::Sshd;
+use crate::netns::NetNs;
+use crate::sshd::{SshServer, Sshd};
 use crate::{Error, Result, kill_pid, poll_until};
 
 /// Where the binary is: `$FTP_TUNNEL_BIN`, else `<workspace>/target/release/ftp-tunnel`.
@@ -105,7 +106,7 @@ impl std::fmt::Debug for Tunnel {
 }
 
 /// The usual arguments to reach `sshd` as root with its client key and known_hosts.
-pub fn ssh_args(sshd: &Sshd) -> Vec<String> {
+pub fn ssh_args(sshd: &dyn SshServer) -> Vec<String> {
     vec![
         "-p".into(),
         sshd.port().to_string(),
@@ -139,6 +140,19 @@ impl Tunnel {
     /// Starts the binary with `args` and waits for `expect_listeners` `listening on` lines.
     pub fn start(args: &[String], expect_listeners: usize) -> Result<Self> {
         Self::start_program(&binary(), args, expect_listeners)
+    }
+
+    /// Like [`Tunnel::start`], with the tunnel running inside `ns` (`-R` tests: next to the
+    /// FTP server it serves). `ip netns exec` execs the binary: the PID stays the tunnel's.
+    pub fn start_in(ns: &NetNs, args: &[String], expect_listeners: usize) -> Result<Self> {
+        let mut wrapped: Vec<String> = vec!["netns".into(), "exec".into(), ns.name().into()];
+        wrapped.push(binary().display().to_string());
+        wrapped.extend(args.iter().cloned());
+        Self::start_program(
+            std::path::Path::new("/usr/sbin/ip"),
+            &wrapped,
+            expect_listeners,
+        )
     }
 
     /// Like [`Tunnel::start`] with another program speaking the same CLI contract (the
@@ -220,6 +234,14 @@ impl Tunnel {
                 Err(e)
             }
         }
+    }
+
+    /// The address of the first listener, without brackets (`127.0.0.1` if none).
+    pub fn first_host(&self) -> String {
+        self.listeners
+            .first()
+            .map(|(a, _)| a.trim_start_matches('[').trim_end_matches(']').to_string())
+            .unwrap_or_else(|| "127.0.0.1".into())
     }
 
     /// The stderr lines so far.

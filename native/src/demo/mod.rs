@@ -25,12 +25,14 @@ use russh::keys::HashAlg;
 use sha2::{Digest, Sha256};
 use tokio::sync::broadcast;
 
-use crate::forwards::DataMode;
+use crate::events::TunnelEvent;
+use crate::settings::FtpSettings;
 use crate::spec::ForwardSpec;
 use crate::ssh::{SshOptions, StrictHostKeyChecking};
-use crate::tunnel::{FtpSettings, Tunnel, TunnelConfig, TunnelEvent};
+use crate::tunnel::{Tunnel, TunnelConfig};
 use ftp_client::{FtpMode, Payload, hex};
 use ftp_server::FtpServer;
+use ftp_tunnel_core::session::DataMode;
 use report::{ModeReport, RewriteLine, TunnelTransfer};
 use ssh_server::{SshServer, generate_ed25519, private_key_openssh};
 
@@ -122,10 +124,12 @@ async fn run_in(opts: &DemoOptions, work: &Path) -> anyhow::Result<()> {
         known_hosts: known_hosts.clone(),
         strict_host_key_checking: StrictHostKeyChecking::Yes,
         connect_timeout: Duration::from_secs(10),
+        separate_data_connections: false,
     };
     let tunnel = Tunnel::start(TunnelConfig {
         ssh: ssh_options,
         forwards: vec![forward],
+        remote_forwards: vec![],
         ftp: FtpSettings::default(),
     })
     .await

@@ -242,8 +242,9 @@ async fn ssh_server_direct_tcpip_and_remote_forward() {
 /// StrictHostKeyChecking=yes, the tunnel refuses to start against the demo SSH server.
 #[tokio::test]
 async fn tunnel_refuses_a_wrong_host_key() {
+    use crate::settings::FtpSettings;
     use crate::ssh::{SshOptions, StrictHostKeyChecking};
-    use crate::tunnel::{FtpSettings, Tunnel, TunnelConfig};
+    use crate::tunnel::{Tunnel, TunnelConfig};
 
     let dir = tempfile::tempdir().unwrap();
     let client_key = generate_ed25519();
@@ -284,8 +285,10 @@ async fn tunnel_refuses_a_wrong_host_key() {
             known_hosts,
             strict_host_key_checking: StrictHostKeyChecking::Yes,
             connect_timeout: DEADLINE,
+            separate_data_connections: false,
         },
         forwards: vec![],
+        remote_forwards: vec![],
         ftp: FtpSettings::default(),
     };
     let started = tokio::time::timeout(DEADLINE, Tunnel::start(config))

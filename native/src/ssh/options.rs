@@ -51,6 +51,10 @@ pub struct SshOptions {
     pub strict_host_key_checking: StrictHostKeyChecking,
     /// Limit for the TCP connect and the SSH handshake (not counting a host key prompt).
     pub connect_timeout: Duration,
+    /// Give each data forward an SSH connection of its own (`-o SeparateDataConnections`)
+    /// instead of a channel on the one connection. Off by default; see
+    /// [`SshPool`](super::SshPool) for when it helps.
+    pub separate_data_connections: bool,
 }
 
 impl SshOptions {
@@ -64,6 +68,7 @@ impl SshOptions {
             known_hosts: default_ssh_dir().join("known_hosts"),
             strict_host_key_checking: StrictHostKeyChecking::Ask,
             connect_timeout: Duration::from_secs(30),
+            separate_data_connections: false,
         }
     }
 
