@@ -42,6 +42,14 @@ pub enum AdminError {
         /// Why.
         source: std::io::Error,
     },
+    /// The plugin is not a component of the `ftp-tunnel` world (or does not compile).
+    #[error("plugin {path}: not a usable ftp-tunnel:plugin component: {reason}", path = .path.display())]
+    PluginRefused {
+        /// The file.
+        path: PathBuf,
+        /// What wasmtime found wrong with it.
+        reason: String,
+    },
     /// The plugin file could not be read.
     #[error("cannot read the plugin {path}: {source}", path = .path.display())]
     Plugin {

@@ -205,6 +205,7 @@ impl Cli {
             forwards: self.local.clone(),
             remote_forwards: self.remote.clone(),
             ftp,
+            admin: self.admin_settings()?,
         })
     }
 }

@@ -13,6 +13,7 @@ use tokio::sync::broadcast;
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
+use crate::admin::{AdminError, AdminSettings};
 use crate::events::TunnelEvent;
 use crate::pump::{DataChannel, pump, pump_server_on_tcp};
 use crate::runtime::{Runtime, RuntimeError};
@@ -35,6 +36,8 @@ pub struct TunnelConfig {
     pub remote_forwards: Vec<ForwardSpec>,
     /// FTP rules.
     pub ftp: FtpSettings,
+    /// Policies, a replacement rewrite component, the audit log (all off by default).
+    pub admin: AdminSettings,
 }
 
 /// Why a tunnel could not start or stopped.
@@ -46,6 +49,9 @@ pub enum TunnelError {
     /// The component could not be loaded.
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
+    /// A policy, the plugin or the audit log could not be set up.
+    #[error(transparent)]
+    Admin(#[from] AdminError),
     /// A listener could not be opened.
     #[error("cannot listen on {address}: {source}")]
     Listen {
@@ -76,7 +82,19 @@ impl Tunnel {
     /// Connects and authenticates, loads the component, binds every `-L` listener and asks
     /// the SSH server for every `-R` listener.
     pub async fn start(config: TunnelConfig) -> Result<Tunnel, TunnelError> {
-        let runtime = Runtime::new()?;
+        // Everything the admin configured is checked before anything connects: a bad policy
+        // or plugin is one startup error, never a tunnel running with less than was asked.
+        let runtime = match config.admin.read_plugin()? {
+            Some(wasm) => Runtime::from_bytes(&wasm).map_err(|error| {
+                let path = config.admin.plugin.as_deref().unwrap_or_else(|| "".as_ref());
+                AdminError::PluginRefused {
+                    path: path.to_owned(),
+                    reason: error.to_string(),
+                }
+            })?,
+            None => Runtime::new()?,
+        };
+        let controls = config.admin.controls().await?;
         let pool = SshPool::connect(config.ssh.clone()).await?;
         let mut listeners = Vec::new();
         for spec in &config.forwards {
@@ -116,6 +134,8 @@ impl Tunnel {
                 pool,
                 runtime,
                 ftp: config.ftp,
+                controls,
+                ssh_user: config.ssh.user.clone(),
                 events,
             }),
             listeners,
