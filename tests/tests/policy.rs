@@ -3,9 +3,6 @@
 //! The read-only example denies STOR with its reason in curl's output while LIST and RETR
 //! work; each misbehaving policy fails closed and the next FTP session is served as usual;
 //! the JSON audit lines parse and their byte counts equal the files' sizes.
-//!
-//! Ignored until the contract-0.2 host calls `gate::SessionGate` at `check-command` and
-//! `open-data-path` (see policies/README.md); remove the `ignore` with that wiring.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -60,7 +57,6 @@ fn download_matches(tunnel: &Tunnel, name: &str, sha: &str, scratch: &Path) {
 }
 
 #[test]
-#[ignore = "needs the contract-0.2 host wired to gate::SessionGate"]
 fn read_only_denies_stor_with_the_reason_while_list_and_retr_work() {
     let lab = Lab::new(ServerKind::Vsftpd, Forwarding::Yes).expect("lab");
     let scratch = tempfile::tempdir().unwrap();
@@ -112,7 +108,6 @@ fn read_only_denies_stor_with_the_reason_while_list_and_retr_work() {
 }
 
 #[test]
-#[ignore = "needs the contract-0.2 host wired to gate::SessionGate"]
 fn misbehaving_policies_fail_closed_and_the_next_session_is_served() {
     let lab = Lab::new(ServerKind::Vsftpd, Forwarding::Yes).expect("lab");
     let scratch = tempfile::tempdir().unwrap();
@@ -155,7 +150,6 @@ fn misbehaving_policies_fail_closed_and_the_next_session_is_served() {
 }
 
 #[test]
-#[ignore = "needs the contract-0.2 host wired to gate::SessionGate"]
 fn json_audit_lines_agree_with_the_transfers() {
     let lab = Lab::new(ServerKind::Vsftpd, Forwarding::Yes).expect("lab");
     let scratch = tempfile::tempdir().unwrap();

@@ -52,6 +52,13 @@ impl Fault {
         }
         let text = format!("{error:#}");
         if let Some(import) = unknown_import(&text) {
+            // A Rust panic's first act is to write its message to stderr: for an admin that
+            // is a crash, not an attempt at a capability (the log still names the import).
+            if import.starts_with("wasi:cli/stderr") {
+                return Fault::Trap(format!(
+                    "called {import}, as a Rust panic does (policies get no stdio)"
+                ));
+            }
             return Fault::Capability(import.to_owned());
         }
         Fault::Malformed(one_line(&text, 300))
@@ -77,12 +84,7 @@ impl fmt::Display for Fault {
             Fault::Capability(import) => write!(
                 f,
                 "called {import}: policies get no files, environment, network, clock, \
-                 randomness or stdio{}",
-                if import.contains("wasi:cli/std") {
-                    " (a Rust panic writes to stderr)"
-                } else {
-                    ""
-                }
+                 randomness or stdio"
             ),
             Fault::Trap(trap) => write!(f, "trap: {trap}"),
             Fault::Malformed(error) => write!(f, "malformed answer: {error}"),
@@ -141,5 +143,28 @@ mod tests {
             Some("wasi:clocks/wall-clock@0.2.4#now")
         );
         assert_eq!(unknown_import("trap"), None);
+    }
+
+    #[test]
+    fn a_panic_writing_to_stderr_is_a_crash_other_imports_are_capabilities() {
+        let deadline = Duration::from_millis(10);
+        let stderr = wasmtime::format_err!(
+            "unknown import: `wasi:cli/stderr@0.2.6#get-stderr` has not been defined"
+        );
+        assert_eq!(
+            Fault::classify(&stderr, None, deadline).short(),
+            "crashed"
+        );
+        let clock = wasmtime::format_err!(
+            "unknown import: `wasi:clocks/wall-clock@0.2.6#now` has not been defined"
+        );
+        assert_eq!(
+            Fault::classify(&clock, None, deadline),
+            Fault::Capability("wasi:clocks/wall-clock@0.2.6#now".to_owned())
+        );
+        assert_eq!(
+            Fault::classify(&clock, Some(1 << 20), deadline),
+            Fault::MemoryCap(1 << 20)
+        );
     }
 }

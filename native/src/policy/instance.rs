@@ -154,8 +154,14 @@ impl LoadedPolicy {
             tracing::debug!(policy = %path.display(), "imports linked as traps: {}", imports.join(" "));
         }
         let mut linker = Linker::<PolicyState>::new(engine);
-        // Everything a std-built guest may import (stdio, environment, clocks, files,
-        // random...) traps when called: a policy gets no capability.
+        super::stubs::link_empty_environment(&mut linker, engine, &component).map_err(|e| {
+            PolicyError::Compile {
+                path: path.clone(),
+                reason: format!("{e:#}"),
+            }
+        })?;
+        // Everything else a std-built guest may import (stdio, clocks, files, random...)
+        // traps when called: a policy gets no capability.
         linker
             .define_unknown_imports_as_traps(&component)
             .map_err(|e| PolicyError::Compile {
@@ -278,8 +284,13 @@ impl LoadedPolicy {
             if state.ticks_left == 0 {
                 Ok(UpdateDeadline::Interrupt)
             } else {
-                // Let other sessions' tasks run on this worker thread meanwhile.
-                Ok(UpdateDeadline::Yield(1))
+                // Let other sessions' tasks run on this worker thread meanwhile. tokio's
+                // own yield: wasmtime's plain one wakes the task at once, and tokio may poll
+                // it again before anything else.
+                Ok(UpdateDeadline::YieldCustom(
+                    1,
+                    Box::pin(tokio::task::yield_now()),
+                ))
             }
         });
         let bindings = {

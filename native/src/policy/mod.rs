@@ -11,6 +11,7 @@ mod fault;
 mod instance;
 mod limits;
 mod sandbox;
+mod stubs;
 mod validate;
 
 use std::path::PathBuf;

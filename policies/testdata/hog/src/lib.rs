@@ -12,7 +12,11 @@ struct Hog;
 fn hoard() -> Verdict {
     let mut heap: Vec<Vec<u8>> = Vec::new();
     loop {
-        heap.push(std::hint::black_box(vec![1u8; 1 << 20]));
+        // Big blocks, one byte written in each: the memory grows fast without spending the
+        // call's deadline on filling pages, so it is the cap (not the deadline) that stops it.
+        let mut block = Vec::with_capacity(4 << 20);
+        block.push(1u8);
+        heap.push(std::hint::black_box(block));
         std::hint::black_box(&heap);
     }
 }
