@@ -55,7 +55,7 @@ Admin control (see policies/README.md):
   --log-format text|json               write the audit log (to stderr unless AuditLog=FILE)
 
 Exit status: 0 after SIGINT/SIGTERM; 255 when the SSH connection fails or is lost; 2 on
-bad usage. Log detail: -v/-vv, -q, or RUST_LOG.";
+bad usage (a policy, plugin or audit log that cannot be used included). Log detail: -v/-vv, -q, or RUST_LOG.";
 
 /// ftp-tunnel: carry FTP, data channels included, through one SSH connection.
 #[derive(Debug, Parser)]

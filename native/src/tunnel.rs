@@ -85,13 +85,20 @@ impl Tunnel {
         // Everything the admin configured is checked before anything connects: a bad policy
         // or plugin is one startup error, never a tunnel running with less than was asked.
         let runtime = match config.admin.read_plugin()? {
-            Some(wasm) => Runtime::from_bytes(&wasm).map_err(|error| {
-                let path = config.admin.plugin.as_deref().unwrap_or_else(|| "".as_ref());
-                AdminError::PluginRefused {
-                    path: path.to_owned(),
-                    reason: error.to_string(),
-                }
-            })?,
+            Some(wasm) => {
+                let path = config.admin.plugin.clone().unwrap_or_default();
+                let runtime = Runtime::from_bytes(&wasm).map_err(|error| {
+                    AdminError::PluginRefused {
+                        path: path.clone(),
+                        reason: format!("{error:#}"),
+                    }
+                })?;
+                info!(
+                    "rewrite component: {} (instead of the built-in one)",
+                    path.display()
+                );
+                runtime
+            }
             None => Runtime::new()?,
         };
         let controls = config.admin.controls().await?;
