@@ -15,9 +15,9 @@ use tokio::net::TcpStream;
 use tokio::sync::{broadcast, mpsc};
 use tracing::{info, warn};
 
+use crate::audit::SessionInfo;
 use crate::control_io::{self, ControlReader, ControlWriter};
 use crate::datapath::{DataEvent, DataFinished, DataPaths, DataPlan};
-use crate::audit::SessionInfo;
 use crate::events::TunnelEvent;
 use crate::gate::{Controls, SessionGate};
 use crate::runtime::wit::{self, Action, ForwardError, Verdict};

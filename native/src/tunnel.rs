@@ -87,12 +87,11 @@ impl Tunnel {
         let runtime = match config.admin.read_plugin()? {
             Some(wasm) => {
                 let path = config.admin.plugin.clone().unwrap_or_default();
-                let runtime = Runtime::from_bytes(&wasm).map_err(|error| {
-                    AdminError::PluginRefused {
+                let runtime =
+                    Runtime::from_bytes(&wasm).map_err(|error| AdminError::PluginRefused {
                         path: path.clone(),
                         reason: format!("{error:#}"),
-                    }
-                })?;
+                    })?;
                 info!(
                     "rewrite component: {} (instead of the built-in one)",
                     path.display()

@@ -66,11 +66,7 @@ fn refused(admin: &[&str]) -> String {
         "exit status; stderr:\n{}",
         finished.stderr
     );
-    assert!(
-        !finished.stderr.contains("panicked"),
-        "{}",
-        finished.stderr
-    );
+    assert!(!finished.stderr.contains("panicked"), "{}", finished.stderr);
     finished.stderr
 }
 

@@ -151,10 +151,7 @@ mod tests {
         let stderr = wasmtime::format_err!(
             "unknown import: `wasi:cli/stderr@0.2.6#get-stderr` has not been defined"
         );
-        assert_eq!(
-            Fault::classify(&stderr, None, deadline).short(),
-            "crashed"
-        );
+        assert_eq!(Fault::classify(&stderr, None, deadline).short(), "crashed");
         let clock = wasmtime::format_err!(
             "unknown import: `wasi:clocks/wall-clock@0.2.6#now` has not been defined"
         );
