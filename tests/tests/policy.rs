@@ -11,10 +11,10 @@ use std::time::Duration;
 use ftp_tunnel_e2e::files::{random_file, sha256_file};
 use ftp_tunnel_e2e::lab::{Lab, ServerKind};
 use ftp_tunnel_e2e::policies::policy;
+use ftp_tunnel_e2e::poll_until;
 use ftp_tunnel_e2e::rawftp::RawFtp;
 use ftp_tunnel_e2e::sshd::Forwarding;
 use ftp_tunnel_e2e::tunnel::Tunnel;
-use ftp_tunnel_e2e::{FtpServer, poll_until};
 
 /// Runs curl with `args` against the tunnel; returns (success, stdout + stderr transcript).
 fn curl(args: &[&str]) -> (bool, String) {
