@@ -222,3 +222,68 @@ fn json_audit_lines_agree_with_the_transfers() {
         );
     }
 }
+
+#[test]
+fn allow_hosts_denies_data_connections_elsewhere_and_allows_listed_ones() {
+    let lab = Lab::new(ServerKind::Vsftpd, Forwarding::Yes).expect("lab");
+    let scratch = tempfile::tempdir().unwrap();
+    let sha = server_file(&lab, "hosts.bin", 120_000);
+    let audit = scratch.path().join("audit.jsonl");
+    // Only a documentation address (192.0.2.0/24) is allowed: the FTP server's data port
+    // (passive) and curl's own listener (active) are not.
+    let policy_arg = format!("{},allow=192.0.2.0/24:*", policy("allow-hosts").display());
+    let tunnel = tunnel_with(
+        &lab,
+        &[
+            "--policy".into(),
+            policy_arg,
+            "--log-format".into(),
+            "json".into(),
+            "-o".into(),
+            format!("AuditLog={}", audit.display()),
+        ],
+    );
+    let (ok, transcript) = curl(&["-o", "/dev/null", &url(&tunnel, "pub/hosts.bin")]);
+    assert!(!ok, "passive RETR went through:\n{transcript}");
+    assert!(
+        transcript.contains("425")
+            && transcript.contains("denied by policy: passive data connection to 127.0.0.1:"),
+        "curl does not show the passive denial:\n{transcript}"
+    );
+    let (ok, transcript) = curl(&["-P", "-", "-o", "/dev/null", &url(&tunnel, "pub/hosts.bin")]);
+    assert!(!ok, "active RETR went through:\n{transcript}");
+    assert!(
+        transcript.contains("denied by policy: active data connection to 127.0.0.1:"),
+        "curl does not show the active denial:\n{transcript}"
+    );
+    let denials = poll_until(Duration::from_secs(10), || {
+        let text = std::fs::read_to_string(&audit).unwrap_or_default();
+        let denials: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|r| r["record"] == "denial" && r["subject"] == "data-connection")
+            .collect();
+        Ok((denials.len() >= 2).then_some(denials))
+    })
+    .expect("denial records for both data connections");
+    assert!(denials.iter().any(|d| {
+        d["what"]
+            .as_str()
+            .is_some_and(|w| w.starts_with("active 127.0.0.1:"))
+    }));
+
+    // Listed: the same transfers go through, in both modes.
+    let policy_arg = format!("{},allow=127.0.0.1:*", policy("allow-hosts").display());
+    let tunnel = tunnel_with(&lab, &["--policy".into(), policy_arg]);
+    download_matches(&tunnel, "hosts.bin", &sha, scratch.path());
+    let out = scratch.path().join("active.bin");
+    let (ok, transcript) = curl(&[
+        "-P",
+        "-",
+        "-o",
+        out.to_str().unwrap(),
+        &url(&tunnel, "pub/hosts.bin"),
+    ]);
+    assert!(ok, "active RETR failed:\n{transcript}");
+    assert_eq!(sha256_file(&out).unwrap(), sha);
+}
