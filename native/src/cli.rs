@@ -45,6 +45,10 @@ Options for -o (case-insensitive, Option=value or \"Option value\"):
   DataTimeout=SECONDS              how long a data forward waits for its connection (60)
   SeparateDataConnections=yes|no   an SSH connection per data transfer instead of a channel
                                    on the one connection (default no; see README)
+  MaxSessions=N                    FTP control sessions (and tcp/ connections) alive at once;
+                                   past it a client gets 421 (default 256)
+  MaxDataPathsPerSession=N         data connections one FTP session may have open (8)
+  MaxDataPaths=N                   data connections of all sessions together (1024)
   PolicyTimeout=DURATION           deadline of each policy call: 10ms (default), 1s, 500us
   PolicyMemory=SIZE                memory cap of each policy instance: 16M (default), 64M
   AuditLog=FILE                    append the audit log to FILE (implies --log-format text)
@@ -55,7 +59,8 @@ Admin control (see policies/README.md):
   --log-format text|json               write the audit log (to stderr unless AuditLog=FILE)
 
 Exit status: 0 after SIGINT/SIGTERM; 255 when the SSH connection fails or is lost; 2 on
-bad usage (a policy, plugin or audit log that cannot be used included). Log detail: -v/-vv, -q, or RUST_LOG.";
+bad usage (a policy, plugin or audit log that cannot be used included). Log detail:
+-v/-vv, -q, or RUST_LOG.";
 
 /// ftp-tunnel: carry FTP, data channels included, through one SSH connection.
 #[derive(Debug, Parser)]
@@ -265,6 +270,12 @@ fn apply_option(
         "no" | "false" => Ok(false),
         _ => Err(bad(format!("expected yes or no, got {value:?}"))),
     };
+    let at_least_one = |value: &str| match value.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(bad(format!(
+            "expected a whole number of at least 1, got {value:?}"
+        ))),
+    };
     match name.to_ascii_lowercase().as_str() {
         "userknownhostsfile" => ssh.known_hosts = expand_tilde(value),
         "stricthostkeychecking" => {
@@ -296,6 +307,9 @@ fn apply_option(
             ftp.data_timeout = Duration::from_secs(seconds.max(1));
         }
         "separatedataconnections" => ssh.separate_data_connections = yes_no(value)?,
+        "maxsessions" => ftp.limits.max_sessions = at_least_one(value)?,
+        "maxdatapathspersession" => ftp.limits.max_data_paths_per_session = at_least_one(value)?,
+        "maxdatapaths" => ftp.limits.max_data_paths = at_least_one(value)?,
         // Admin control options: read by `Cli::admin_settings`.
         admin if crate::admin::is_option(admin) => {}
         _ => return Err(bad(format!("unknown option {name:?}"))),
@@ -360,5 +374,35 @@ mod tests {
                 .contains("unknown option")
         );
         assert!(parse(&["gw"]).unwrap_err().contains("nothing to forward"));
+        assert!(
+            parse(&["-o", "MaxSessions=0", "-L", "ftp/0:h:21", "gw"])
+                .unwrap_err()
+                .contains("at least 1")
+        );
+    }
+
+    #[test]
+    fn limits_are_set_with_options() {
+        let config = parse(&[
+            "-o",
+            "MaxSessions=3",
+            "-o",
+            "maxdatapathspersession 2",
+            "-o",
+            "MaxDataPaths=5",
+            "-L",
+            "ftp/0:h:21",
+            "gw",
+        ])
+        .unwrap();
+        let limits = config.ftp.limits;
+        assert_eq!(
+            (
+                limits.max_sessions,
+                limits.max_data_paths_per_session,
+                limits.max_data_paths
+            ),
+            (3, 2, 5)
+        );
     }
 }

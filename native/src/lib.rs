@@ -16,6 +16,7 @@ pub mod demo;
 pub mod engine_config;
 pub mod events;
 pub mod gate;
+pub mod limits;
 pub mod policy;
 mod precompiled;
 pub mod pump;

@@ -20,6 +20,7 @@ use crate::control_io::{self, ControlReader, ControlWriter};
 use crate::datapath::{DataEvent, DataFinished, DataPaths, DataPlan};
 use crate::events::TunnelEvent;
 use crate::gate::{Controls, SessionGate};
+use crate::limits::Admission;
 use crate::runtime::wit::{self, Action, ForwardError, Verdict};
 use crate::runtime::{Runtime, SessionInstance};
 use crate::settings::{Direction, FtpSettings};
@@ -33,6 +34,8 @@ pub struct SessionShared {
     pub runtime: Runtime,
     /// FTP rules.
     pub ftp: FtpSettings,
+    /// What is alive against the tunnel's limits.
+    pub admission: Arc<Admission>,
     /// Policies and audit log (none by default).
     pub controls: Controls,
     /// The SSH user the tunnel logged in as (for policies and the audit log).
@@ -148,7 +151,7 @@ pub async fn run_session(
         client: client_peer,
     });
     let (data_tx, data_rx) = mpsc::unbounded_channel();
-    let paths = DataPaths::new(plan, shared.pool.clone(), data_tx);
+    let paths = DataPaths::new(plan, shared.pool.clone(), shared.admission.clone(), data_tx);
     let mut session = Running {
         shared: &shared,
         id,

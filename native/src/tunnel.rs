@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::broadcast;
 use tokio::task::JoinSet;
@@ -15,6 +16,7 @@ use tracing::{debug, info, warn};
 
 use crate::admin::{AdminError, AdminSettings};
 use crate::events::TunnelEvent;
+use crate::limits::{AcceptBackoff, Admission, bind_listener, too_many_sessions_reply};
 use crate::pump::{DataChannel, pump, pump_server_on_tcp};
 use crate::runtime::{Runtime, RuntimeError};
 use crate::session::{Accepted, SessionShared, run_session};
@@ -70,6 +72,9 @@ pub enum TunnelError {
     },
 }
 
+/// How long a refused client is given to take its `421`.
+const REFUSAL_WRITE: Duration = Duration::from_secs(2);
+
 /// A started tunnel; call [`Tunnel::run`] to serve.
 pub struct Tunnel {
     shared: Arc<SessionShared>,
@@ -105,13 +110,12 @@ impl Tunnel {
         let mut listeners = Vec::new();
         for spec in &config.forwards {
             let address = spec.bind_address.as_deref().unwrap_or("127.0.0.1");
-            let listener =
-                TcpListener::bind((address, spec.bind_port))
-                    .await
-                    .map_err(|source| TunnelError::Listen {
-                        address: format!("{address}:{}", spec.bind_port),
-                        source,
-                    })?;
+            let listener = bind_listener(address, spec.bind_port)
+                .await
+                .map_err(|source| TunnelError::Listen {
+                    address: format!("{address}:{}", spec.bind_port),
+                    source,
+                })?;
             let local = listener
                 .local_addr()
                 .map_err(|source| TunnelError::Listen {
@@ -139,6 +143,7 @@ impl Tunnel {
             shared: Arc::new(SessionShared {
                 pool,
                 runtime,
+                admission: Arc::new(Admission::new(config.ftp.limits)),
                 ftp: config.ftp,
                 controls,
                 ssh_user: config.ssh.user.clone(),
@@ -223,20 +228,35 @@ async fn serve_listener(
 ) {
     // Sessions live in this set so that stopping the listener task stops them all.
     let mut sessions = JoinSet::new();
+    let mut backoff = AcceptBackoff::default();
+    let name = spec.to_string();
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let (client, peer) = match accepted {
+                let (mut client, peer) = match accepted {
                     Ok(accepted) => accepted,
                     Err(error) => {
-                        warn!("accept on {spec} failed: {error}");
+                        backoff.failed(&name, &error).await;
                         continue;
                     }
                 };
+                backoff.succeeded();
                 let id = next_session.fetch_add(1, Ordering::Relaxed);
                 let shared = shared.clone();
                 let spec = spec.clone();
+                let Some(permit) = shared.admission.session() else {
+                    sessions.spawn(async move {
+                        debug!(connection = id, %peer, "{spec}: MaxSessions reached, refused");
+                        if spec.kind == ForwardKind::Ftp {
+                            let reply = too_many_sessions_reply(shared.admission.limits());
+                            // Bounded: a client that does not read cannot hold the refusal.
+                            let _ = tokio::time::timeout(REFUSAL_WRITE, client.write_all(reply.as_bytes())).await;
+                        }
+                    });
+                    continue;
+                };
                 sessions.spawn(async move {
+                    let _permit = permit;
                     match spec.kind {
                         ForwardKind::Ftp => {
                             let accepted = Accepted::Local { client, peer };
@@ -279,7 +299,19 @@ async fn serve_remote(
                 let shared = shared.clone();
                 let spec = spec.clone();
                 let remote_bind = remote_bind.clone();
+                let Some(permit) = shared.admission.session() else {
+                    sessions.spawn(async move {
+                        debug!(connection = id, %originator, "-R {spec}: MaxSessions reached, refused");
+                        if spec.kind == ForwardKind::Ftp {
+                            let reply = too_many_sessions_reply(shared.admission.limits());
+                            let _ = tokio::time::timeout(REFUSAL_WRITE, channel.data(reply.as_bytes())).await;
+                        }
+                        drop(DataChannel::from(channel));
+                    });
+                    continue;
+                };
                 sessions.spawn(async move {
+                    let _permit = permit;
                     match spec.kind {
                         ForwardKind::Ftp => {
                             let accepted = Accepted::Remote { client: channel, originator, remote_bind };

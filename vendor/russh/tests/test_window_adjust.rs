@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use russh::keys::{PrivateKeyWithHashAlg, PublicKeyOrCertificate};
 use russh::server::{self, Auth, Msg, Server as _, Session, VerifiedPublicKey};
-use russh::{Channel, ChannelId, ChannelMsg, Disconnect, client};
+use russh::{Channel, ChannelMsg, Disconnect, client};
 use ssh_key::PrivateKey;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpSocket;
@@ -12,7 +12,9 @@ use tokio::time::timeout;
 
 const ROUNDS: usize = 4;
 
-const ADJUSTS: usize = 4;
+/// The server reads this much of each upload, then stops reading: the client then fills
+/// what is left of the window and can send no more.
+const READ_BEFORE_STOPPING: usize = 1024 * 1024;
 
 const SOCKET_BUFFER: u32 = 64 * 1024;
 
@@ -91,9 +93,7 @@ async fn connect(addr: SocketAddr) -> Result<client::Handle<Client>, anyhow::Err
 }
 
 #[derive(Default)]
-struct Server {
-    adjusts: usize,
-}
+struct Server;
 
 impl server::Server for Server {
     type Handler = Self;
@@ -114,11 +114,6 @@ impl server::Handler for Server {
         Ok(Auth::Accept)
     }
 
-    fn adjust_window(&mut self, _: ChannelId, current: u32) -> u32 {
-        self.adjusts += 1;
-        if self.adjusts < ADJUSTS { current } else { 1 }
-    }
-
     async fn channel_open_session(
         &mut self,
         mut channel: Channel<Msg>,
@@ -127,13 +122,17 @@ impl server::Handler for Server {
     ) -> Result<(), Self::Error> {
         reply.accept().await;
         tokio::spawn(async move {
-            loop {
-                match timeout(Duration::from_millis(200), channel.wait()).await {
-                    Ok(Some(_)) => {}
-                    Ok(None) => return,
-                    Err(_) => break,
+            let mut read = 0;
+            while read < READ_BEFORE_STOPPING {
+                match channel.wait().await {
+                    Some(ChannelMsg::Data { data }) => read += data.len(),
+                    Some(_) => {}
+                    None => return,
                 }
             }
+            // Not reading any more: the window is re-opened only as data is read, so the
+            // client uses up what is left of it and stalls. Give it the time to, then close.
+            tokio::time::sleep(Duration::from_millis(200)).await;
             let _ = channel.close().await;
         });
         Ok(())
