@@ -6,6 +6,9 @@ use std::time::Duration;
 
 use clap::{ArgAction, Parser, Subcommand};
 
+use crate::admin::AdminSettings;
+use crate::audit::LogFormat;
+use crate::policy::PolicySpec;
 use crate::settings::FtpSettings;
 use crate::spec::ForwardSpec;
 use crate::ssh::{SshOptions, StrictHostKeyChecking};
@@ -46,9 +49,18 @@ Options for -o (case-insensitive, Option=value or \"Option value\"):
                                    past it a client gets 421 (default 256)
   MaxDataPathsPerSession=N         data connections one FTP session may have open (8)
   MaxDataPaths=N                   data connections of all sessions together (1024)
+  PolicyTimeout=DURATION           deadline of each policy call: 10ms (default), 1s, 500us
+  PolicyMemory=SIZE                memory cap of each policy instance: 16M (default), 64M
+  AuditLog=FILE                    append the audit log to FILE (implies --log-format text)
+
+Admin control (see policies/README.md):
+  --policy FILE.wasm[,NAME=VALUE...]   a policy component; repeatable, all must allow
+  --plugin FILE.wasm                   run this rewrite component instead of the built-in one
+  --log-format text|json               write the audit log (to stderr unless AuditLog=FILE)
 
 Exit status: 0 after SIGINT/SIGTERM; 255 when the SSH connection fails or is lost; 2 on
-bad usage. Log detail: -v/-vv, -q, or RUST_LOG.";
+bad usage (a policy, plugin or audit log that cannot be used included). Log detail:
+-v/-vv, -q, or RUST_LOG.";
 
 /// ftp-tunnel: carry FTP, data channels included, through one SSH connection.
 #[derive(Debug, Parser)]
@@ -110,6 +122,18 @@ pub struct Cli {
     /// Only warnings and errors.
     #[arg(short = 'q')]
     pub quiet: bool,
+
+    /// Policy component deciding what may pass: `FILE.wasm[,NAME=VALUE...]` (repeatable).
+    #[arg(long = "policy", value_name = "FILE.wasm[,NAME=VALUE...]", action = ArgAction::Append)]
+    pub policies: Vec<PolicySpec>,
+
+    /// Rewrite component to run instead of the built-in one.
+    #[arg(long, value_name = "FILE.wasm")]
+    pub plugin: Option<PathBuf>,
+
+    /// Write the audit log in this format (`text` or `json`).
+    #[arg(long = "log-format", value_name = "FORMAT")]
+    pub log_format: Option<LogFormat>,
 
     /// The SSH server, `[USER@]HOST`.
     #[arg(value_name = "[USER@]SSH_HOST", required = true)]
@@ -201,12 +225,47 @@ impl Cli {
                 .collect(),
             remote_forwards: self.remote.clone(),
             ftp,
+            admin: self.admin_settings()?,
         })
     }
 }
 
 /// Where `-g` makes `-L` listeners bind when their spec names no address.
 const GATEWAY_BIND: &str = "0.0.0.0";
+
+impl Cli {
+    /// The admin control settings: policies, plugin, audit log and their `-o` options.
+    pub fn admin_settings(&self) -> Result<AdminSettings, CliError> {
+        let mut admin = AdminSettings {
+            policies: self.policies.clone(),
+            plugin: self.plugin.clone(),
+            log_format: self.log_format,
+            ..AdminSettings::default()
+        };
+        for option in &self.options {
+            let Some((name, value)) = split_option(option) else {
+                continue;
+            };
+            if crate::admin::is_option(name) {
+                admin
+                    .apply_option(name, value)
+                    .map_err(|reason| CliError::BadOption {
+                        option: option.clone(),
+                        reason,
+                    })?;
+            }
+        }
+        Ok(admin)
+    }
+}
+
+/// `Option=value` or `Option value`, trimmed.
+fn split_option(option: &str) -> Option<(&str, &str)> {
+    option
+        .split_once('=')
+        .or_else(|| option.split_once(char::is_whitespace))
+        .map(|(n, v)| (n.trim(), v.trim()))
+}
 
 fn apply_option(
     option: &str,
@@ -269,6 +328,8 @@ fn apply_option(
         "maxsessions" => ftp.limits.max_sessions = at_least_one(value)?,
         "maxdatapathspersession" => ftp.limits.max_data_paths_per_session = at_least_one(value)?,
         "maxdatapaths" => ftp.limits.max_data_paths = at_least_one(value)?,
+        // Admin control options: read by `Cli::admin_settings`.
+        admin if crate::admin::is_option(admin) => {}
         _ => return Err(bad(format!("unknown option {name:?}"))),
     }
     Ok(())

@@ -3,6 +3,8 @@
 // Denied everywhere; allowed in one place (`precompiled`), which says why.
 #![deny(unsafe_code)]
 
+pub mod admin;
+pub mod audit;
 pub mod cli;
 pub mod control_io;
 pub mod datapath;
@@ -13,7 +15,9 @@ pub mod datapath;
 pub mod demo;
 pub mod engine_config;
 pub mod events;
+pub mod gate;
 pub mod limits;
+pub mod policy;
 mod precompiled;
 pub mod pump;
 pub mod runtime;

@@ -14,6 +14,7 @@ use tokio::sync::broadcast;
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
+use crate::admin::{AdminError, AdminSettings};
 use crate::events::TunnelEvent;
 use crate::limits::{AcceptBackoff, Admission, bind_listener, too_many_sessions_reply};
 use crate::pump::{DataChannel, pump, pump_server_on_tcp};
@@ -37,6 +38,8 @@ pub struct TunnelConfig {
     pub remote_forwards: Vec<ForwardSpec>,
     /// FTP rules.
     pub ftp: FtpSettings,
+    /// Policies, a replacement rewrite component, the audit log (all off by default).
+    pub admin: AdminSettings,
 }
 
 /// Why a tunnel could not start or stopped.
@@ -48,6 +51,9 @@ pub enum TunnelError {
     /// The component could not be loaded.
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
+    /// A policy, the plugin or the audit log could not be set up.
+    #[error(transparent)]
+    Admin(#[from] AdminError),
     /// A listener could not be opened.
     #[error("cannot listen on {address}: {source}")]
     Listen {
@@ -81,7 +87,25 @@ impl Tunnel {
     /// Connects and authenticates, loads the component, binds every `-L` listener and asks
     /// the SSH server for every `-R` listener.
     pub async fn start(config: TunnelConfig) -> Result<Tunnel, TunnelError> {
-        let runtime = Runtime::new()?;
+        // Everything the admin configured is checked before anything connects: a bad policy
+        // or plugin is one startup error, never a tunnel running with less than was asked.
+        let runtime = match config.admin.read_plugin()? {
+            Some(wasm) => {
+                let path = config.admin.plugin.clone().unwrap_or_default();
+                let runtime =
+                    Runtime::from_bytes(&wasm).map_err(|error| AdminError::PluginRefused {
+                        path: path.clone(),
+                        reason: format!("{error:#}"),
+                    })?;
+                info!(
+                    "rewrite component: {} (instead of the built-in one)",
+                    path.display()
+                );
+                runtime
+            }
+            None => Runtime::new()?,
+        };
+        let controls = config.admin.controls().await?;
         let pool = SshPool::connect(config.ssh.clone()).await?;
         let mut listeners = Vec::new();
         for spec in &config.forwards {
@@ -121,6 +145,8 @@ impl Tunnel {
                 runtime,
                 admission: Arc::new(Admission::new(config.ftp.limits)),
                 ftp: config.ftp,
+                controls,
+                ssh_user: config.ssh.user.clone(),
                 events,
             }),
             listeners,

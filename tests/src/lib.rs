@@ -12,6 +12,7 @@ pub mod envoy;
 pub mod files;
 pub mod lab;
 pub mod netns;
+pub mod policies;
 pub mod pyftpd;
 pub mod rawftp;
 pub mod remote_lab;

@@ -131,6 +131,7 @@ async fn run_in(opts: &DemoOptions, work: &Path) -> anyhow::Result<()> {
         forwards: vec![forward],
         remote_forwards: vec![],
         ftp: FtpSettings::default(),
+        admin: Default::default(),
     })
     .await
     .context("the tunnel could not start")?;

@@ -290,6 +290,7 @@ async fn tunnel_refuses_a_wrong_host_key() {
         forwards: vec![],
         remote_forwards: vec![],
         ftp: FtpSettings::default(),
+        admin: Default::default(),
     };
     let started = tokio::time::timeout(DEADLINE, Tunnel::start(config))
         .await
