@@ -7,8 +7,10 @@
 //! flags. `FTP_TUNNEL_POLICIES=DIR` skips the build and uses prebuilt components.
 
 use std::env;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
+
+#[path = "../native/build_support/guest_cargo.rs"]
+mod guest_cargo;
 
 const TARGET: &str = "wasm32-wasip2";
 
@@ -44,25 +46,9 @@ fn main() {
         workspace.join("wit/policy").display()
     );
 
-    let target_dir = nested_target_dir(&out_dir, workspace);
-    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut build = Command::new(cargo);
-    build
-        .current_dir(&policies)
-        .args(["build", "--release", "--locked", "--workspace"])
-        .args(["--target", TARGET])
-        .env("CARGO_TARGET_DIR", &target_dir);
-    // The outer build's flags and wrappers (clippy, coverage, host target) are not the guest's.
-    for var in [
-        "RUSTFLAGS",
-        "CARGO_ENCODED_RUSTFLAGS",
-        "CARGO_BUILD_TARGET",
-        "RUSTC_WRAPPER",
-        "RUSTC_WORKSPACE_WRAPPER",
-        "CARGO_BUILD_RUSTFLAGS",
-    ] {
-        build.env_remove(var);
-    }
+    let target_dir = guest_cargo::nested_target_dir(&out_dir, workspace, "policies");
+    let mut build =
+        guest_cargo::guest_build(&policies, &["--locked", "--workspace"], TARGET, &target_dir);
     let status = build
         .status()
         .unwrap_or_else(|e| panic!("could not run cargo to build the policy components: {e}"));
@@ -76,15 +62,4 @@ fn main() {
     }
     let built = target_dir.join(TARGET).join("release");
     println!("cargo:rustc-env=FTP_TUNNEL_POLICIES={}", built.display());
-}
-
-/// `<target>/policies`, next to the outer build's profile directories.
-fn nested_target_dir(out_dir: &Path, workspace: &Path) -> PathBuf {
-    // OUT_DIR is <target>/[<triple>/]<profile>/build/<pkg>-<hash>/out.
-    out_dir
-        .ancestors()
-        .find(|dir| dir.join("CACHEDIR.TAG").exists())
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| workspace.join("target"))
-        .join("policies")
 }

@@ -34,6 +34,32 @@ fn wait_for_line(tunnel: &Tunnel, needle: &str, what: &str) {
     .unwrap_or_else(|_| panic!("{what}:\n{}", tunnel.lines().join("\n")));
 }
 
+/// A control connection through `tunnel`, greeted, logged in, in binary mode.
+fn logged_in(lab: &Lab, tunnel: &Tunnel) -> RawFtp {
+    let (mut ftp, greeting) = control(tunnel);
+    assert_eq!(greeting, 220);
+    ftp.login(lab.server.user(), lab.server.pass())
+        .expect("login");
+    assert_eq!(ftp.cmd("TYPE I").expect("TYPE").class(), 2);
+    ftp
+}
+
+/// `stream` is closed (or reset) by the tunnel within the read timeout, with nothing sent.
+fn closed_with_nothing_sent(stream: &mut TcpStream, what: &str) {
+    stream.set_read_timeout(Some(TIMEOUT)).expect("timeout");
+    let started = Instant::now();
+    let mut got = Vec::new();
+    match stream.read_to_end(&mut got) {
+        Ok(_) => {}
+        Err(error) if error.kind() == ErrorKind::ConnectionReset => {}
+        Err(error) => panic!(
+            "{what} was neither closed nor reset within {:?}: {error}",
+            started.elapsed()
+        ),
+    }
+    assert!(got.is_empty(), "{what} received {} bytes", got.len());
+}
+
 fn sha256(bytes: &[u8]) -> String {
     hex(&<sha2::Sha256 as sha2::Digest>::digest(bytes))
 }
@@ -59,27 +85,12 @@ fn a_stranger_on_a_passive_data_listener_is_refused_and_the_client_served() {
     let name = "stranger.bin";
     let sum = random_file(&lab.uploaded(name), 300 * 1024).expect("file");
 
-    let (mut ftp, greeting) = control(&tunnel);
-    assert_eq!(greeting, 220);
-    ftp.login(lab.server.user(), lab.server.pass())
-        .expect("login");
-    assert_eq!(ftp.cmd("TYPE I").expect("TYPE").class(), 2);
+    let mut ftp = logged_in(&lab, &tunnel);
     let data_addr = ftp.epsv().expect("EPSV");
 
     // The stranger comes first, from 127.0.0.2: it is closed at once, with nothing sent.
     let mut stranger = connect_from([127, 0, 0, 2], data_addr);
-    stranger.set_read_timeout(Some(TIMEOUT)).expect("timeout");
-    let started = Instant::now();
-    let mut got = Vec::new();
-    match stranger.read_to_end(&mut got) {
-        Ok(_) => {}
-        Err(error) if error.kind() == ErrorKind::ConnectionReset => {}
-        Err(error) => panic!(
-            "the stranger was neither closed nor reset within {:?}: {error}",
-            started.elapsed()
-        ),
-    }
-    assert!(got.is_empty(), "the stranger received {} bytes", got.len());
+    closed_with_nothing_sent(&mut stranger, "the stranger");
     wait_for_line(&tunnel, "127.0.0.2", "the tunnel names the refused peer");
 
     // The expected client is still served, on the same listener.
@@ -132,11 +143,7 @@ fn an_ssh_server_that_permits_only_the_control_port_refuses_data_clearly() {
         "PermitOpen names the FTP server's port"
     );
     let tunnel = lab.tunnel().expect("tunnel");
-    let (mut ftp, greeting) = control(&tunnel);
-    assert_eq!(greeting, 220);
-    ftp.login(lab.server.user(), lab.server.pass())
-        .expect("login");
-    assert_eq!(ftp.cmd("TYPE I").expect("TYPE").class(), 2);
+    let mut ftp = logged_in(&lab, &tunnel);
 
     // Passive: our listener is up, and the SSH server refuses the channel to the data port
     // when the client connects: the data connection is closed at once, with nothing sent.
@@ -144,14 +151,7 @@ fn an_ssh_server_that_permits_only_the_control_port_refuses_data_clearly() {
     // no transfer is started here.)
     let data_addr = ftp.epsv().expect("EPSV: our listener is up");
     let mut data = TcpStream::connect_timeout(&data_addr, TIMEOUT).expect("data connection");
-    data.set_read_timeout(Some(TIMEOUT)).expect("timeout");
-    let mut got = Vec::new();
-    match data.read_to_end(&mut got) {
-        Ok(_) => {}
-        Err(error) if error.kind() == ErrorKind::ConnectionReset => {}
-        Err(error) => panic!("the refused data connection was left open: {error}"),
-    }
-    assert!(got.is_empty());
+    closed_with_nothing_sent(&mut data, "the refused data connection");
     wait_for_line(
         &tunnel,
         "administratively prohibited",
