@@ -8,13 +8,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::broadcast;
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
 use crate::admin::{AdminError, AdminSettings};
+use crate::control_io::{self, ControlWriter};
 use crate::events::TunnelEvent;
 use crate::limits::{AcceptBackoff, Admission, bind_listener, too_many_sessions_reply};
 use crate::pump::{DataChannel, pump, pump_server_on_tcp};
@@ -233,7 +233,7 @@ async fn serve_listener(
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let (mut client, peer) = match accepted {
+                let (client, peer) = match accepted {
                     Ok(accepted) => accepted,
                     Err(error) => {
                         backoff.failed(&name, &error).await;
@@ -245,14 +245,8 @@ async fn serve_listener(
                 let shared = shared.clone();
                 let spec = spec.clone();
                 let Some(permit) = shared.admission.session() else {
-                    sessions.spawn(async move {
-                        debug!(connection = id, %peer, "{spec}: MaxSessions reached, refused");
-                        if spec.kind == ForwardKind::Ftp {
-                            let reply = too_many_sessions_reply(shared.admission.limits());
-                            // Bounded: a client that does not read cannot hold the refusal.
-                            let _ = tokio::time::timeout(REFUSAL_WRITE, client.write_all(reply.as_bytes())).await;
-                        }
-                    });
+                    debug!(connection = id, %peer, "{spec}: MaxSessions reached, refused");
+                    sessions.spawn(refuse_past_max_sessions(shared, spec.kind, control_io::tcp(client).1));
                     continue;
                 };
                 sessions.spawn(async move {
@@ -300,14 +294,8 @@ async fn serve_remote(
                 let spec = spec.clone();
                 let remote_bind = remote_bind.clone();
                 let Some(permit) = shared.admission.session() else {
-                    sessions.spawn(async move {
-                        debug!(connection = id, %originator, "-R {spec}: MaxSessions reached, refused");
-                        if spec.kind == ForwardKind::Ftp {
-                            let reply = too_many_sessions_reply(shared.admission.limits());
-                            let _ = tokio::time::timeout(REFUSAL_WRITE, channel.data(reply.as_bytes())).await;
-                        }
-                        drop(DataChannel::from(channel));
-                    });
+                    debug!(connection = id, %originator, "-R {spec}: MaxSessions reached, refused");
+                    sessions.spawn(refuse_past_max_sessions(shared, spec.kind, control_io::channel(channel).1));
                     continue;
                 };
                 sessions.spawn(async move {
@@ -327,6 +315,20 @@ async fn serve_remote(
         }
     }
     forward.cancel().await;
+}
+
+/// Tells a connection past `MaxSessions` so (a `421`, for FTP) and closes it. Bounded: a
+/// client that does not read cannot hold the refusal.
+async fn refuse_past_max_sessions(
+    shared: Arc<SessionShared>,
+    kind: ForwardKind,
+    mut client: ControlWriter,
+) {
+    if kind == ForwardKind::Ftp {
+        let reply = too_many_sessions_reply(shared.admission.limits());
+        let _ = tokio::time::timeout(REFUSAL_WRITE, client.send(reply.into_bytes())).await;
+    }
+    let _ = tokio::time::timeout(REFUSAL_WRITE, client.close()).await;
 }
 
 /// `-L tcp/`: a plain `direct-tcpip` forward, as `ssh -L`.
