@@ -6,12 +6,14 @@
 //! panics, and prints its logs when the test failed.
 #![forbid(unsafe_code)]
 
+pub mod checked;
 pub mod clients;
 pub mod dropbear;
 pub mod envoy;
 pub mod files;
 pub mod lab;
 pub mod netns;
+pub mod peers;
 pub mod policies;
 pub mod pyftpd;
 pub mod rawftp;
