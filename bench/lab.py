@@ -1,4 +1,5 @@
-"""The benchmark's peers on loopback: OpenSSH sshd, vsftpd, ftp-tunnel and `ssh -N -L`.
+"""The benchmark's peers: OpenSSH sshd, vsftpd, ftp-tunnel and `ssh -N -L`, on loopback or
+with sshd and vsftpd in a network namespace behind a veth pair (MTU 1500, as between hosts).
 
 Every process started here is recorded and stopped by PID (with its descendants) when the
 driver exits, whatever the reason. Readiness is polled with a deadline, never slept for.
@@ -211,13 +212,54 @@ def make_keys(work: Path) -> Keys:
     return keys
 
 
-def start_sshd(procs: Procs, work: Path, keys: Keys, cipher: str) -> tuple[subprocess.Popen, int]:
-    """An sshd that offers only `cipher`: both SSH clients then use it, whatever they prefer."""
+class Netns:
+    """A network namespace joined to this one by a veth pair with an MTU of 1500: traffic
+    between the two takes the path it would take between two hosts (segmentation, a real
+    link's MTU) instead of loopback's 64 KiB one. Deleted (with the pair) by `delete`."""
+
+    def __init__(self) -> None:
+        pid = os.getpid()
+        self.name = f"ftptb-{pid}"
+        self.host_if, self.ns_if = f"ftbh{pid % 100000}", f"ftbn{pid % 100000}"
+        subnet = 4 * (pid % 60)
+        self.host_ip, self.ns_ip = f"10.231.{subnet}.1", f"10.231.{subnet}.2"
+        self.created = False
+
+    def create(self) -> None:
+        def ip(*args: str) -> None:
+            subprocess.run(["ip", *args], check=True, stdin=subprocess.DEVNULL,
+                           capture_output=True)
+        ip("netns", "add", self.name)
+        self.created = True
+        ip("link", "add", self.host_if, "type", "veth", "peer", "name", self.ns_if)
+        ip("link", "set", self.ns_if, "netns", self.name)
+        ip("addr", "add", f"{self.host_ip}/30", "dev", self.host_if)
+        ip("link", "set", self.host_if, "mtu", "1500", "up")
+        ip("-n", self.name, "addr", "add", f"{self.ns_ip}/30", "dev", self.ns_if)
+        ip("-n", self.name, "link", "set", self.ns_if, "mtu", "1500", "up")
+        ip("-n", self.name, "link", "set", "lo", "up")
+
+    def wrap(self, argv: list[str]) -> list[str]:
+        return ["ip", "netns", "exec", self.name, *argv]
+
+    def delete(self) -> None:
+        if self.created:
+            # Deleting the namespace deletes its end of the pair, and with it the other end.
+            subprocess.run(["ip", "netns", "del", self.name], stdin=subprocess.DEVNULL,
+                           capture_output=True)
+            self.created = False
+
+
+def start_sshd(procs: Procs, work: Path, keys: Keys, cipher: str,
+               netns: Netns | None = None) -> tuple[subprocess.Popen, int]:
+    """An sshd that offers only `cipher`: both SSH clients then use it, whatever they prefer.
+    In `netns`, it listens on the namespace's end of the veth pair."""
     port = free_port()
-    name = cipher.split("@")[0]
+    listen = netns.ns_ip if netns else "127.0.0.1"
+    name = cipher.split("@")[0] + ("_veth" if netns else "")
     cfg = work / f"sshd_{name}.conf"
     cfg.write_text(
-        f"ListenAddress 127.0.0.1:{port}\n"
+        f"ListenAddress {listen}:{port}\n"
         f"HostKey {keys.host_key}\n"
         f"AuthorizedKeysFile {work / 'authorized_keys'}\n"
         "PidFile none\nPermitRootLogin prohibit-password\nPubkeyAuthentication yes\n"
@@ -228,9 +270,10 @@ def start_sshd(procs: Procs, work: Path, keys: Keys, cipher: str) -> tuple[subpr
     )
     Path("/run/sshd").mkdir(parents=True, exist_ok=True)
     log = work / f"sshd_{name}.log"
-    proc = procs.spawn(["/usr/sbin/sshd", "-D", "-e", "-f", str(cfg)], log)
-    wait_until(f"sshd ({cipher})", lambda: port_open("127.0.0.1", port), 10, proc, log)
-    trust_alias(keys, "127.0.0.1", port)
+    argv = ["/usr/sbin/sshd", "-D", "-e", "-f", str(cfg)]
+    proc = procs.spawn(netns.wrap(argv) if netns else argv, log)
+    wait_until(f"sshd ({name})", lambda: port_open(listen, port), 10, proc, log)
+    trust_alias(keys, listen, port)
     return proc, port
 
 
@@ -243,13 +286,16 @@ class Vsftpd:
 
 
 def start_vsftpd(procs: Procs, work: Path, root: Path, name: str, pasv_min: int,
-                 pasv_count: int, max_clients: int) -> Vsftpd:
+                 pasv_count: int, max_clients: int, netns: Netns | None = None) -> Vsftpd:
+    """vsftpd on 127.0.0.1; in `netns`, on every address of the namespace (sshd reaches it on
+    127.0.0.1 there, a direct client on the veth address)."""
     port = free_port()
     pasv_max = pasv_min + pasv_count - 1
     Path("/var/run/vsftpd/empty").mkdir(parents=True, exist_ok=True)
     cfg = work / f"vsftpd_{name}.conf"
+    listen = "" if netns else "listen_address=127.0.0.1\n"
     cfg.write_text(
-        "listen=YES\nlisten_ipv6=NO\nlisten_address=127.0.0.1\n"
+        f"listen=YES\nlisten_ipv6=NO\n{listen}"
         f"listen_port={port}\nbackground=NO\n"
         "anonymous_enable=YES\nno_anon_password=YES\nlocal_enable=NO\nwrite_enable=YES\n"
         "anon_upload_enable=YES\nanon_other_write_enable=YES\nanon_world_readable_only=NO\n"
@@ -262,8 +308,10 @@ def start_vsftpd(procs: Procs, work: Path, root: Path, name: str, pasv_min: int,
         "idle_session_timeout=600\ndata_connection_timeout=600\n"
     )
     log = work / f"vsftpd_{name}.log"
-    proc = procs.spawn(["/usr/sbin/vsftpd", str(cfg)], log)
-    wait_until(f"vsftpd {name}", lambda: ftp_greets("127.0.0.1", port), 10, proc, log)
+    argv = ["/usr/sbin/vsftpd", str(cfg)]
+    proc = procs.spawn(netns.wrap(argv) if netns else argv, log)
+    reach = netns.ns_ip if netns else "127.0.0.1"
+    wait_until(f"vsftpd {name}", lambda: ftp_greets(reach, port), 10, proc, log)
     return Vsftpd(proc, port, pasv_min, pasv_max)
 
 

@@ -7,11 +7,13 @@
 
 use std::env;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 #[path = "src/engine_config.rs"]
 #[allow(dead_code)]
 mod engine_config;
+
+#[path = "build_support/guest_cargo.rs"]
+mod guest_cargo;
 
 const TARGET: &str = "wasm32-wasip2";
 const ARTIFACT: &str = "ftp_tunnel_component.wasm";
@@ -47,25 +49,13 @@ fn main() {
         );
     }
 
-    let target_dir = nested_target_dir(&out_dir, workspace);
-    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut build = Command::new(cargo);
-    build
-        .current_dir(workspace)
-        .args(["build", "--release", "-p", "ftp-tunnel-component"])
-        .args(["--target", TARGET])
-        .env("CARGO_TARGET_DIR", &target_dir);
-    // The outer build's flags and wrappers (clippy, coverage, host target) are not the guest's.
-    for var in [
-        "RUSTFLAGS",
-        "CARGO_ENCODED_RUSTFLAGS",
-        "CARGO_BUILD_TARGET",
-        "RUSTC_WRAPPER",
-        "RUSTC_WORKSPACE_WRAPPER",
-        "CARGO_BUILD_RUSTFLAGS",
-    ] {
-        build.env_remove(var);
-    }
+    let target_dir = guest_cargo::nested_target_dir(&out_dir, workspace, "wasm-component");
+    let mut build = guest_cargo::guest_build(
+        workspace,
+        &["-p", "ftp-tunnel-component"],
+        TARGET,
+        &target_dir,
+    );
     let status = build
         .status()
         .unwrap_or_else(|e| panic!("could not run cargo to build the wasm component: {e}"));
@@ -96,17 +86,6 @@ fn precompile(component: &Path, out_dir: &Path) {
         Vec::new()
     });
     std::fs::write(&precompiled, bytes).expect("OUT_DIR is writable");
-}
-
-/// `<target>/wasm-component`, next to the outer build's profile directories.
-fn nested_target_dir(out_dir: &Path, workspace: &Path) -> PathBuf {
-    // OUT_DIR is <target>/[<triple>/]<profile>/build/<pkg>-<hash>/out.
-    out_dir
-        .ancestors()
-        .find(|dir| dir.join("CACHEDIR.TAG").exists())
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| workspace.join("target"))
-        .join("wasm-component")
 }
 
 fn copy(from: &Path, to: &Path) {

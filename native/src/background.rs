@@ -63,7 +63,12 @@ pub fn run_in_background() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     match child.wait() {
-        Ok(status) => ExitCode::from(status.code().and_then(|c| u8::try_from(c).ok()).unwrap_or(255)),
+        Ok(status) => ExitCode::from(
+            status
+                .code()
+                .and_then(|c| u8::try_from(c).ok())
+                .unwrap_or(255),
+        ),
         Err(_) => ExitCode::from(255),
     }
 }
@@ -74,9 +79,7 @@ pub fn announce_ready() {
     let mut out = std::io::stdout();
     let _ = writeln!(out, "{READY}");
     let _ = out.flush();
-    if let Ok(mut hangup) =
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-    {
+    if let Ok(mut hangup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
         tokio::spawn(async move { while hangup.recv().await.is_some() {} });
     }
 }

@@ -1,17 +1,19 @@
 //! The command line, in OpenSSH's spellings: `-p -l -i -o -L -R`, `[USER@]HOST`.
 
-use std::net::IpAddr;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use clap::{ArgAction, Parser, Subcommand};
 
+use crate::admin::AdminSettings;
+use crate::audit::LogFormat;
 use crate::config_file;
+use crate::own_options::{ConnectionChoice, OwnOptionError, apply_own_option};
+use crate::policy::PolicySpec;
 use crate::resolve::{LoginArgs, ResolveError, resolve};
+use crate::settings::FtpSettings;
 use crate::spec::ForwardSpec;
 use crate::ssh::AddressFamily;
 use crate::ssh_config::Context;
-use crate::settings::FtpSettings;
 use crate::tunnel::TunnelConfig;
 
 const EXAMPLES: &str = "\
@@ -50,7 +52,7 @@ Options for -o and ~/.ssh/config (case-insensitive, Option=value or \"Option val
   PasswordAuthentication, KbdInteractiveAuthentication=yes|no,
   LocalForward / RemoteForward [ftp/|tcp/][BIND:]PORT HOST:HOSTPORT, ForwardAgent=yes|no
   Other ssh_config keywords are skipped (shown with -v).
-FTP options (-o only, or the --config file):
+ftp-tunnel's own options (-o, or options = [...] in the --config file):
   TrustPassiveAddress=yes|no       connect passive data to the host the server's 227/229 names
                                    (default no: always the tunnel's FTP server host; SSRF)
   AllowForeignDataAddress=yes|no   relay PORT/EPRT naming another host than the client's
@@ -60,9 +62,24 @@ FTP options (-o only, or the --config file):
   ActiveBindAddress=HOST           where active-mode remote forwards bind on the SSH server
                                    (default 127.0.0.1)
   DataTimeout=SECONDS              how long a data forward waits for its connection (60)
+  SeparateDataConnections=yes|no   an SSH connection per data transfer instead of a channel
+                                   on the one connection (default no; see README)
+  MaxSessions=N                    FTP control sessions (and tcp/ connections) alive at once;
+                                   past it a client gets 421 (default 256)
+  MaxDataPathsPerSession=N         data connections one FTP session may have open (8)
+  MaxDataPaths=N                   data connections of all sessions together (1024)
+  PolicyTimeout=DURATION           deadline of each policy call: 10ms (default), 1s, 500us
+  PolicyMemory=SIZE                memory cap of each policy instance: 16M (default), 64M
+  AuditLog=FILE                    append the audit log to FILE (implies --log-format text)
 
-Exit status: 0 after SIGINT/SIGTERM; 255 when the SSH connection fails or is lost; 2 on
-bad usage. Log detail: -v/-vv, -q, or RUST_LOG.";
+Admin control (see policies/README.md; also policies = [...] in the --config file):
+  --policy FILE.wasm[,NAME=VALUE...]   a policy component; repeatable, all must allow
+  --plugin FILE.wasm                   run this rewrite component instead of the built-in one
+  --log-format text|json               write the audit log (to stderr unless AuditLog=FILE)
+
+Exit status: 0 after SIGINT/SIGTERM; 255 when the SSH connection fails or is lost (or the
+login fails); 2 on bad usage (a bad configuration file, policy, plugin or audit log
+included). Log detail: -v/-vv, -q, or RUST_LOG.";
 
 /// ftp-tunnel: carry FTP, data channels included, through one SSH connection.
 #[derive(Debug, Parser)]
@@ -166,6 +183,10 @@ pub struct Cli {
     #[arg(long = "config", value_name = "FILE")]
     pub config: Option<PathBuf>,
     // --- end of OpenSSH client flags ---
+    /// Gateway mode, as OpenSSH's `-g`: `-L` forwards without a bind address listen on every
+    /// IPv4 address (0.0.0.0) instead of loopback, so FTP clients on other hosts can connect.
+    #[arg(short = 'g')]
+    pub gateway: bool,
 
     /// More log detail (-v: debug, -vv: trace).
     #[arg(short = 'v', action = ArgAction::Count)]
@@ -175,7 +196,20 @@ pub struct Cli {
     #[arg(short = 'q')]
     pub quiet: bool,
 
-    /// The SSH server, `[USER@]HOST`.
+    /// Policy component deciding what may pass: `FILE.wasm[,NAME=VALUE...]` (repeatable).
+    #[arg(long = "policy", value_name = "FILE.wasm[,NAME=VALUE...]", action = ArgAction::Append)]
+    pub policies: Vec<PolicySpec>,
+
+    /// Rewrite component to run instead of the built-in one.
+    #[arg(long, value_name = "FILE.wasm")]
+    pub plugin: Option<PathBuf>,
+
+    /// Write the audit log in this format (`text` or `json`).
+    #[arg(long = "log-format", value_name = "FORMAT")]
+    pub log_format: Option<LogFormat>,
+
+    /// The SSH server, `[USER@]HOST`, an alias of `~/.ssh/config`, or a tunnel named in the
+    /// `--config` file.
     #[arg(value_name = "[USER@]SSH_HOST", required = true)]
     pub destination: Option<String>,
 }
@@ -230,12 +264,15 @@ impl Cli {
         let entry = settings.tunnel.get(destination);
         let mut ftp = FtpSettings::default();
         settings.ftp.apply(&mut ftp);
+        let mut admin = AdminSettings::default();
+        let mut connection = ConnectionChoice::default();
         let mut local = self.local.clone();
         let mut remote = self.remote.clone();
         let mut file_options = Vec::new();
         let destination = match entry {
             Some(entry) => {
                 entry.ftp.apply(&mut ftp);
+                entry.apply_admin(&mut admin);
                 // Forwards on the command line replace the file's.
                 if local.is_empty() && remote.is_empty() {
                     local = parse_specs(&entry.local)?;
@@ -246,16 +283,30 @@ impl Cli {
             }
             None => destination,
         };
+        // Own options: the file's first, then the command line's over them. OpenSSH
+        // options go to the resolver with the command line's first: there the first value
+        // wins.
+        let mut file_ssh_options = Vec::new();
+        for option in &file_options {
+            if !apply_own_option(option, &mut ftp, &mut admin, &mut connection)? {
+                file_ssh_options.push(option.clone());
+            }
+        }
         let mut ssh_options = Vec::new();
-        // -o options first: with ssh's first-value-wins, the command line's win.
-        for option in self.options.iter().chain(&file_options) {
-            if !apply_ftp_option(option, &mut ftp)? {
+        for option in &self.options {
+            if !apply_own_option(option, &mut ftp, &mut admin, &mut connection)? {
                 ssh_options.push(option.clone());
             }
         }
-        for option in &self.options {
-            // Applied again so that a command-line FTP option beats the file's.
-            apply_ftp_option(option, &mut ftp)?;
+        ssh_options.extend(file_ssh_options);
+        // Command-line admin settings: policies add to the file's (all must allow); a plugin
+        // or log format replaces the file's.
+        admin.policies.extend(self.policies.iter().cloned());
+        if let Some(plugin) = &self.plugin {
+            admin.plugin = Some(plugin.clone());
+        }
+        if let Some(format) = self.log_format {
+            admin.log_format = Some(format);
         }
         let args = LoginArgs {
             destination: destination.to_owned(),
@@ -279,6 +330,10 @@ impl Cli {
             ResolveError::Config(e) => CliError::Config(e.to_string()),
             ResolveError::Usage(e) => CliError::Usage(e),
         })?;
+        let mut ssh = resolved.ssh;
+        if let Some(separate) = connection.separate_data_connections {
+            ssh.separate_data_connections = separate;
+        }
         // Command-line forwards first, then the configuration's, as ssh adds them.
         let mut forwards = local;
         forwards.extend(resolved.local_forwards);
@@ -290,58 +345,43 @@ impl Cli {
                     .to_owned(),
             ));
         }
+        if self.gateway {
+            for spec in &mut forwards {
+                if spec.bind_address.is_none() {
+                    spec.bind_address = Some(GATEWAY_BIND.to_owned());
+                }
+            }
+        }
         Ok(TunnelConfig {
-            ssh: resolved.ssh,
+            ssh,
             forwards,
             remote_forwards,
             ftp,
+            admin,
         })
     }
 }
 
+/// Where `-g` makes `-L` listeners bind when their spec names no address.
+const GATEWAY_BIND: &str = "0.0.0.0";
+
 fn parse_specs(specs: &[String]) -> Result<Vec<ForwardSpec>, CliError> {
     specs
         .iter()
-        .map(|s| s.parse().map_err(|e: crate::spec::SpecError| CliError::Usage(e.to_string())))
+        .map(|s| {
+            s.parse()
+                .map_err(|e: crate::spec::SpecError| CliError::Usage(e.to_string()))
+        })
         .collect()
 }
 
-/// Applies an FTP option (`TrustPassiveAddress`, …); `Ok(false)` when it is not one.
-fn apply_ftp_option(option: &str, ftp: &mut FtpSettings) -> Result<bool, CliError> {
-    let bad = |reason: String| CliError::BadOption {
-        option: option.to_owned(),
-        reason,
-    };
-    let (name, value) = option
-        .split_once('=')
-        .or_else(|| option.split_once(char::is_whitespace))
-        .map(|(n, v)| (n.trim(), v.trim()))
-        .ok_or_else(|| bad("expected Option=value".to_owned()))?;
-    let yes_no = |value: &str| match value.to_ascii_lowercase().as_str() {
-        "yes" | "true" => Ok(true),
-        "no" | "false" => Ok(false),
-        _ => Err(bad(format!("expected yes or no, got {value:?}"))),
-    };
-    match name.to_ascii_lowercase().as_str() {
-        "trustpassiveaddress" => ftp.trust_passive_address = yes_no(value)?,
-        "allowforeigndataaddress" => ftp.allow_foreign_data_address = yes_no(value)?,
-        "passivebindaddress" => {
-            ftp.passive_bind = Some(
-                value
-                    .parse::<IpAddr>()
-                    .map_err(|_| bad("expected an IP address".to_owned()))?,
-            )
+impl From<OwnOptionError> for CliError {
+    fn from(e: OwnOptionError) -> Self {
+        CliError::BadOption {
+            option: e.option,
+            reason: e.reason,
         }
-        "activebindaddress" => ftp.active_bind = Some(value.to_owned()),
-        "datatimeout" => {
-            let seconds: u64 = value
-                .parse()
-                .map_err(|_| bad("expected whole seconds".to_owned()))?;
-            ftp.data_timeout = Duration::from_secs(seconds.max(1));
-        }
-        _ => return Ok(false),
     }
-    Ok(true)
 }
 
 #[cfg(test)]
@@ -363,14 +403,27 @@ mod tests {
     #[test]
     fn openssh_flags_are_accepted() {
         let config = parse(&[
-            "-N", "-T", "-C", "-4", "-A", "-c", "aes128-gcm@openssh.com", "-m",
-            "hmac-sha2-256-etm@openssh.com", "-L", "ftp/2121:ftp:21", "gw",
+            "-N",
+            "-T",
+            "-C",
+            "-4",
+            "-A",
+            "-c",
+            "aes128-gcm@openssh.com",
+            "-m",
+            "hmac-sha2-256-etm@openssh.com",
+            "-L",
+            "ftp/2121:ftp:21",
+            "gw",
         ])
         .unwrap();
         let ssh = &config.ssh;
         assert!(ssh.compression);
         assert_eq!(ssh.address_family, AddressFamily::Inet);
-        assert_eq!(ssh.algorithms.ciphers.as_deref(), Some("aes128-gcm@openssh.com"));
+        assert_eq!(
+            ssh.algorithms.ciphers.as_deref(),
+            Some("aes128-gcm@openssh.com")
+        );
         assert!(parse(&["-4", "-6", "-L", "ftp/0:h:21", "gw"]).is_err());
         let e = parse(&["-c", "rot13", "-L", "ftp/0:h:21", "gw"]).unwrap_err();
         assert!(e.contains("Ciphers") && e.contains("rot13"), "{e}");
@@ -386,12 +439,17 @@ mod tests {
         use clap::CommandFactory;
         let help = Cli::command().render_long_help().to_string();
         for flag in [
-            "-N", "-T", "-f", "-c", "-m", "-4", "-6", "-C", "-E", "-F", "-J", "-A", "-p",
-            "-l", "-i", "-o", "-L", "-R", "--config",
+            "-N", "-T", "-f", "-c", "-m", "-4", "-6", "-C", "-E", "-F", "-J", "-A", "-p", "-l",
+            "-i", "-o", "-L", "-R", "--config",
         ] {
             assert!(help.contains(flag), "--help lacks {flag}");
         }
-        for option in ["ProxyJump", "IdentityAgent", "PreferredAuthentications", "HashKnownHosts"] {
+        for option in [
+            "ProxyJump",
+            "IdentityAgent",
+            "PreferredAuthentications",
+            "HashKnownHosts",
+        ] {
             assert!(help.contains(option), "--help lacks {option}");
         }
     }
@@ -436,5 +494,56 @@ mod tests {
                 .contains("unknown option")
         );
         assert!(parse(&["gw"]).unwrap_err().contains("nothing to forward"));
+        assert!(
+            parse(&["-o", "MaxSessions=0", "-L", "ftp/0:h:21", "gw"])
+                .unwrap_err()
+                .contains("at least 1")
+        );
+    }
+
+    #[test]
+    fn gateway_mode_binds_unaddressed_local_forwards_on_every_address() {
+        let config = parse(&[
+            "-g",
+            "-L",
+            "ftp/2121:h:21",
+            "-L",
+            "ftp/127.0.0.2:2122:h:21",
+            "gw",
+        ])
+        .unwrap();
+        let binds: Vec<_> = config
+            .forwards
+            .iter()
+            .map(|f| f.bind_address.as_deref())
+            .collect();
+        assert_eq!(binds, [Some("0.0.0.0"), Some("127.0.0.2")]);
+        let config = parse(&["-L", "ftp/2121:h:21", "gw"]).unwrap();
+        assert_eq!(config.forwards[0].bind_address, None);
+    }
+
+    #[test]
+    fn limits_are_set_with_options() {
+        let config = parse(&[
+            "-o",
+            "MaxSessions=3",
+            "-o",
+            "maxdatapathspersession 2",
+            "-o",
+            "MaxDataPaths=5",
+            "-L",
+            "ftp/0:h:21",
+            "gw",
+        ])
+        .unwrap();
+        let limits = config.ftp.limits;
+        assert_eq!(
+            (
+                limits.max_sessions,
+                limits.max_data_paths_per_session,
+                limits.max_data_paths
+            ),
+            (3, 2, 5)
+        );
     }
 }

@@ -10,6 +10,11 @@
 //! local = ["ftp/2121:ftp.internal:21"]
 //! options = ["ServerAliveInterval=30"]   # as -o
 //! ftp = { trust_passive_address = true }
+//! log_format = "json"                    # as --log-format
+//!
+//! [[tunnel.prod.policies]]               # as --policy; all must allow
+//! path = "read-only.wasm"                # relative to this file's directory
+//! settings = [["allow", "RETR"]]
 //! ```
 
 use std::collections::BTreeMap;
@@ -19,6 +24,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::admin::AdminSettings;
+use crate::audit::LogFormat;
+use crate::policy::PolicySpec;
 use crate::settings::FtpSettings;
 use crate::spec::ForwardSpec;
 
@@ -52,6 +60,39 @@ pub struct TunnelEntry {
     /// FTP options for this tunnel (over the file's `[ftp]`).
     #[serde(default)]
     pub ftp: FtpOptions,
+    /// Policy components, as `--policy`, asked in this order; all must allow. A relative
+    /// path is relative to the settings file's directory.
+    #[serde(default)]
+    pub policies: Vec<PolicySpec>,
+    /// A rewrite component to run instead of the built-in one, as `--plugin`.
+    pub plugin: Option<PathBuf>,
+    /// The audit log's format, as `--log-format`.
+    pub log_format: Option<LogFormat>,
+}
+
+impl TunnelEntry {
+    /// Applies this tunnel's policies, plugin and log format onto `admin`.
+    pub fn apply_admin(&self, admin: &mut AdminSettings) {
+        admin.policies.extend(self.policies.iter().cloned());
+        if let Some(plugin) = &self.plugin {
+            admin.plugin = Some(plugin.clone());
+        }
+        if let Some(format) = self.log_format {
+            admin.log_format = Some(format);
+        }
+    }
+
+    /// Makes relative component paths relative to `dir`, the settings file's directory.
+    fn anchor(&mut self, dir: &Path) {
+        for policy in &mut self.policies {
+            if policy.path.is_relative() {
+                policy.path = dir.join(&policy.path);
+            }
+        }
+        if let Some(plugin) = self.plugin.as_mut().filter(|p| p.is_relative()) {
+            *plugin = dir.join(&*plugin);
+        }
+    }
 }
 
 /// FTP options; unset ones keep the default (or the file-wide value).
@@ -145,7 +186,7 @@ pub fn parse(text: &str, path: &Path) -> Result<SettingsFile, ConfigFileError> {
         path: path.to_path_buf(),
         message,
     };
-    let file: SettingsFile = toml::from_str(text).map_err(|e| {
+    let mut file: SettingsFile = toml::from_str(text).map_err(|e| {
         let at = e
             .span()
             .map(|s| {
@@ -164,6 +205,10 @@ pub fn parse(text: &str, path: &Path) -> Result<SettingsFile, ConfigFileError> {
                 }
             }
         }
+    }
+    let dir = path.parent().unwrap_or(Path::new("."));
+    for tunnel in file.tunnel.values_mut() {
+        tunnel.anchor(dir);
     }
     Ok(file)
 }
@@ -203,11 +248,41 @@ ftp = { trust_passive_address = true }
     }
 
     #[test]
+    fn policies_are_listed_per_tunnel_relative_to_the_file() {
+        let text = format!(
+            "{GOOD}log_format = \"json\"\n\n[[tunnel.prod.policies]]\npath = \"ro.wasm\"\nsettings = [[\"allow\", \"RETR\"], [\"allow\", \"LIST\"]]\n\n[[tunnel.prod.policies]]\npath = \"/abs/hosts.wasm\"\n"
+        );
+        let f = parse(&text, Path::new("/etc/ftp-tunnel/config.toml")).unwrap();
+        let mut admin = AdminSettings::default();
+        f.tunnel["prod"].apply_admin(&mut admin);
+        let paths: Vec<_> = admin.policies.iter().map(|p| p.path.clone()).collect();
+        assert_eq!(
+            paths,
+            [
+                PathBuf::from("/etc/ftp-tunnel/ro.wasm"),
+                PathBuf::from("/abs/hosts.wasm")
+            ]
+        );
+        assert_eq!(admin.policies[0].settings.len(), 2);
+        assert_eq!(admin.log_format, Some(LogFormat::Json));
+        let e = parse(
+            &format!("{GOOD}\n[[tunnel.prod.policies]]\nfile = \"x.wasm\"\n"),
+            Path::new("c.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("line") && e.contains("path"), "{e}");
+    }
+
+    #[test]
     fn errors_name_file_line_and_key() {
         let e = parse("[ftp]\n\ndata_timout = 3\n", Path::new("c.toml"))
             .unwrap_err()
             .to_string();
-        assert!(e.starts_with("c.toml: line 3: ") && e.contains("data_timout"), "{e}");
+        assert!(
+            e.starts_with("c.toml: line 3: ") && e.contains("data_timout"),
+            "{e}"
+        );
         let e = parse("[ftp]\ndata_timeout = \"x\"\n", Path::new("c.toml"))
             .unwrap_err()
             .to_string();

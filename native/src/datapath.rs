@@ -26,10 +26,11 @@ use std::time::{Duration, Instant};
 
 use russh::client::Msg;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OnceCell, mpsc, oneshot};
-use tokio::task::{AbortHandle, JoinHandle};
+use tokio::sync::{OnceCell, OwnedSemaphorePermit, mpsc, oneshot};
+use tokio::task::AbortHandle;
 use tracing::{debug, warn};
 
+use crate::limits::Admission;
 use crate::pump::{DataChannel, PumpStats, pump, pump_server_on_tcp};
 use crate::runtime::wit::{self, DataMode, ForwardError};
 use crate::settings::Direction;
@@ -93,6 +94,8 @@ pub struct DataPlan {
 #[derive(Debug)]
 pub struct DataPath {
     task: AbortHandle,
+    /// Its place under the tunnel's `MaxDataPaths`, given back when the path goes.
+    _place: OwnedSemaphorePermit,
 }
 
 impl Drop for DataPath {
@@ -105,21 +108,25 @@ impl Drop for DataPath {
 pub struct DataPaths {
     plan: DataPlan,
     pool: Arc<SshPool>,
+    admission: Arc<Admission>,
     events: mpsc::UnboundedSender<DataEvent>,
     open: std::collections::HashMap<u32, DataPath>,
     remote: Arc<OnceCell<SessionListener>>,
 }
 
 impl DataPaths {
-    /// Paths set up by `plan` over `pool`, reporting to `events`.
+    /// Paths set up by `plan` over `pool` within `admission`'s limits, reporting to
+    /// `events`.
     pub fn new(
         plan: DataPlan,
         pool: Arc<SshPool>,
+        admission: Arc<Admission>,
         events: mpsc::UnboundedSender<DataEvent>,
     ) -> Self {
         Self {
             plan,
             pool,
+            admission,
             events,
             open: std::collections::HashMap::new(),
             remote: Arc::new(OnceCell::new()),
@@ -154,6 +161,21 @@ impl DataPaths {
             timeout: self.plan.timeout,
             server_on_channel: self.plan.direction == Direction::Local,
         };
+        // An id the session reuses replaces its old path: that one's place is about to free.
+        self.open.remove(&id);
+        let limits = self.admission.limits();
+        if self.open.len() >= limits.max_data_paths_per_session {
+            return job.answer(Err(ForwardError::Failed(format!(
+                "too many data connections in this session (MaxDataPathsPerSession={})",
+                limits.max_data_paths_per_session
+            ))));
+        }
+        let Some(place) = self.admission.data_path() else {
+            return job.answer(Err(ForwardError::Failed(format!(
+                "too many data connections in the tunnel (MaxDataPaths={})",
+                limits.max_data_paths
+            ))));
+        };
         let task = if listen_here {
             match bind_here(self.plan.local_bind) {
                 Ok((listener, address)) => {
@@ -176,15 +198,11 @@ impl DataPaths {
                 }
             })
         };
-        self.insert(id, task);
-    }
-
-    fn insert(&mut self, id: u32, task: JoinHandle<()>) {
-        // An id the session reuses replaces (and so closes) the old path.
         self.open.insert(
             id,
             DataPath {
                 task: task.abort_handle(),
+                _place: place,
             },
         );
     }
@@ -227,7 +245,11 @@ struct Job {
 impl Job {
     fn answer(&self, result: Result<SocketAddr, ForwardError>) {
         if let Err(error) = &result {
-            warn!(forward = self.id, mode = mode_name(self.mode), "data path not opened: {error:?}");
+            warn!(
+                forward = self.id,
+                mode = mode_name(self.mode),
+                "data path not opened: {error:?}"
+            );
         }
         let _ = self.events.send(DataEvent::Opened {
             id: self.id,
@@ -311,7 +333,7 @@ impl Job {
             Ok(((tcp, _peer), (lease, channel))) => {
                 self.connected();
                 let stats = self.carry(tcp, channel).await;
-                // Only now is the connection free for the next lease.
+                // Released only now: with -o SeparateDataConnections the lease is a connection of its own.
                 drop(lease);
                 stats
             }
@@ -434,9 +456,16 @@ impl SessionListener {
 
 /// Hands each arriving connection to the waiting data path, if it comes from the expected
 /// peer; any other is closed.
-async fn dispatch(lease: DataLease, mut forward: RemoteForward, waiter: Arc<Mutex<Option<Waiter>>>) {
+async fn dispatch(
+    lease: DataLease,
+    mut forward: RemoteForward,
+    waiter: Arc<Mutex<Option<Waiter>>>,
+) {
     while let Some((channel, originator, _port)) = forward.accept().await {
-        let peer = originator.parse::<IpAddr>().ok().map(|ip| ip.to_canonical());
+        let peer = originator
+            .parse::<IpAddr>()
+            .ok()
+            .map(|ip| ip.to_canonical());
         let taken = waiter.lock().ok().and_then(|mut slot| {
             let fits = slot.as_ref().is_some_and(|w| {
                 !w.deliver.is_closed()

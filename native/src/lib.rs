@@ -3,6 +3,8 @@
 // Denied everywhere; allowed in one place (`precompiled`), which says why.
 #![deny(unsafe_code)]
 
+pub mod admin;
+pub mod audit;
 pub mod background;
 pub mod cli;
 pub mod config_file;
@@ -15,6 +17,10 @@ pub mod datapath;
 pub mod demo;
 pub mod engine_config;
 pub mod events;
+pub mod gate;
+pub mod limits;
+pub mod own_options;
+pub mod policy;
 mod precompiled;
 pub mod pump;
 pub mod resolve;

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use ftp_tunnel::cli::{Cli, Command};
-use ftp_tunnel::tunnel::Tunnel;
+use ftp_tunnel::tunnel::{Tunnel, TunnelError};
 use tracing_subscriber::EnvFilter;
 
 /// OpenSSH's exit status for connection errors.
@@ -46,6 +46,8 @@ async fn run(cli: Cli) -> ExitCode {
     };
     let tunnel = match Tunnel::start(config).await {
         Ok(tunnel) => tunnel,
+        // A policy, plugin or audit log the admin named that cannot be used: bad usage.
+        Err(error @ TunnelError::Admin(_)) => return fail(EXIT_USAGE, &error.to_string()),
         Err(error) => return fail(EXIT_SSH_FAILURE, &error.to_string()),
     };
     if ftp_tunnel::background::is_child() {

@@ -11,7 +11,7 @@ use wasmtime::{Engine, Precompiled};
 
 /// The precompiled component, if `bytes` are one and this engine can run them.
 pub fn load(engine: &Engine, bytes: &[u8]) -> Option<Component> {
-    if engine.detect_precompiled(bytes) != Some(Precompiled::Component) {
+    if Engine::detect_precompiled(bytes) != Some(Precompiled::Component) {
         return None;
     }
     // SAFETY: see the module comment: bytes written by wasmtime's own precompiler at build

@@ -76,25 +76,11 @@ pub async fn pump(tcp: TcpStream, channel: impl Into<DataChannel>) -> std::io::R
     let (mut from_client, mut to_client) = tcp.into_split();
     let uploaded = AtomicU64::new(0);
     let downloaded = AtomicU64::new(0);
-    let last = {
-        let writer = to_server.half();
-        let mut upstream = pin!(upload(&mut from_client, writer, &uploaded));
-        let mut downstream = pin!(download(&mut from_server, &mut to_client, &downloaded));
-        let mut upstream_done = false;
-        loop {
-            tokio::select! {
-                result = &mut upstream, if !upstream_done => {
-                    upstream_done = true;
-                    if let Err(error) = result {
-                        // The client may reset its socket once it has what it wanted; the
-                        // server's side decides when the transfer is over.
-                        tracing::debug!(%error, "client side of a data connection failed");
-                    }
-                }
-                result = &mut downstream => break result,
-            }
-        }
-    };
+    let last = until_server_side_ends(
+        download(&mut from_server, &mut to_client, &downloaded),
+        upload(&mut from_client, to_server.half(), &uploaded),
+    )
+    .await;
     // The server's side has ended. Close the channel before the last bytes go to the client:
     // vsftpd sends its completion reply only once its last data is acknowledged, and in
     // captures that happened only with the FIN sshd sends when our close arrives; the close
@@ -131,33 +117,45 @@ pub async fn pump_server_on_tcp(
     let (mut from_server, mut to_server) = tcp.into_split();
     let uploaded = AtomicU64::new(0);
     let downloaded = AtomicU64::new(0);
-    let result = {
-        let writer = to_client.half();
-        // The server's bytes go to the client; the transfer ends with them.
-        let mut downstream = pin!(upload(&mut from_server, writer, &downloaded));
-        let mut upstream = pin!(async {
+    // The server's bytes go to the client; the transfer ends with them.
+    let result = until_server_side_ends(
+        upload(&mut from_server, to_client.half(), &downloaded),
+        async {
             let mut batch = download(&mut from_client, &mut to_server, &uploaded).await?;
             finish_download(&mut to_server, &mut batch, &uploaded).await
-        });
-        let mut upstream_done = false;
-        loop {
-            tokio::select! {
-                result = &mut upstream, if !upstream_done => {
-                    upstream_done = true;
-                    if let Err(error) = result {
-                        tracing::debug!(%error, "client side of a data connection failed");
-                    }
-                }
-                result = &mut downstream => break result,
-            }
-        }
-    };
+        },
+    )
+    .await;
     to_client.close().await;
     let stats = PumpStats {
         to_channel: downloaded.load(Ordering::Relaxed),
         from_channel: uploaded.load(Ordering::Relaxed),
     };
     result.map(|()| stats)
+}
+
+/// Runs both directions of a data connection until `server_side` (the FTP server's bytes
+/// on their way to the client) has ended; `client_side` runs alongside meanwhile. A failure
+/// of the client's side is only logged: the client may reset its socket once it has what it
+/// wanted, and the server's side decides when the transfer is over.
+async fn until_server_side_ends<T>(
+    server_side: impl Future<Output = std::io::Result<T>>,
+    client_side: impl Future<Output = std::io::Result<()>>,
+) -> std::io::Result<T> {
+    let mut server_side = pin!(server_side);
+    let mut client_side = pin!(client_side);
+    let mut client_done = false;
+    loop {
+        tokio::select! {
+            result = &mut client_side, if !client_done => {
+                client_done = true;
+                if let Err(error) = result {
+                    tracing::debug!(%error, "client side of a data connection failed");
+                }
+            }
+            result = &mut server_side => return result,
+        }
+    }
 }
 
 /// Client to server: reads into a buffer whose filled part is handed to the channel as it

@@ -230,7 +230,9 @@ fn to_options(
         Some(h) => h.replace("%h", alias).replace("%%", "%"),
         None => alias.to_owned(),
     };
-    let user = user.or(hc.user.clone()).unwrap_or_else(|| local_user.clone());
+    let user = user
+        .or(hc.user.clone())
+        .unwrap_or_else(|| local_user.clone());
     let port = args.port.or(hc.port).unwrap_or(22);
     let tokens = Tokens {
         alias,
@@ -330,7 +332,10 @@ mod tests {
         assert_eq!(r.ssh.algorithms.ciphers.as_deref(), Some("aes256-ctr"));
         assert_eq!(r.local_forwards.len(), 1);
         let jump = r.ssh.jump.expect("jump host");
-        assert_eq!((jump.host.as_str(), jump.user.as_str()), ("192.0.2.2", "jumpuser"));
+        assert_eq!(
+            (jump.host.as_str(), jump.user.as_str()),
+            ("192.0.2.2", "jumpuser")
+        );
         assert!(jump.jump.is_none());
     }
 
@@ -347,7 +352,10 @@ mod tests {
         let two = r.ssh.jump.unwrap();
         assert_eq!(two.host, "two");
         let one = two.jump.unwrap();
-        assert_eq!((one.host.as_str(), one.port, one.user.as_str()), ("one", 2201, "a"));
+        assert_eq!(
+            (one.host.as_str(), one.port, one.user.as_str()),
+            ("one", 2201, "a")
+        );
         let args = LoginArgs {
             destination: "loop".into(),
             ssh_config: Some(file),
@@ -366,8 +374,18 @@ mod tests {
             ssh_config: Some("none".into()),
             ..LoginArgs::default()
         };
-        assert!(resolve(&with("Bogus=1"), &ctx).unwrap_err().to_string().contains("unknown option"));
-        assert!(resolve(&with("Port=x"), &ctx).unwrap_err().to_string().contains("-o Port=x"));
+        assert!(
+            resolve(&with("Bogus=1"), &ctx)
+                .unwrap_err()
+                .to_string()
+                .contains("unknown option")
+        );
+        assert!(
+            resolve(&with("Port=x"), &ctx)
+                .unwrap_err()
+                .to_string()
+                .contains("-o Port=x")
+        );
         assert!(resolve(&with("IdentityFile=%z"), &ctx).is_err());
     }
 }

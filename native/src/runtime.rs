@@ -5,7 +5,7 @@
 //! back the ordered actions, so a call never waits for the network. The WASI interfaces a
 //! std-built guest links are stubbed to trap: it gets no capability at all.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use wasmtime::component::{Component, Linker, ResourceAny};
@@ -118,10 +118,8 @@ impl Runtime {
 
     fn link(engine: Engine, component: Component) -> Result<Self, RuntimeError> {
         let mut linker = Linker::<HostState>::new(&engine);
-        FtpTunnel::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |state| {
-            state
-        })
-        .map_err(RuntimeError::Load)?;
+        FtpTunnel::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |state| state)
+            .map_err(RuntimeError::Load)?;
         // A std-built guest imports WASI stdio/env/exit interfaces it never uses: they trap,
         // so the guest gets no capability at all.
         linker
@@ -217,7 +215,7 @@ impl SessionInstance {
         result: Result<SocketAddr, ForwardError>,
     ) -> Result<Vec<Action>, RuntimeError> {
         let result = result.map(wit::socket_address);
-        call!(self, call_forward_opened, id, &result)
+        call!(self, call_forward_opened, id, result.as_ref().map(|a| *a))
     }
 
     /// The data connection of active-mode path `id` reached the FTP client.
@@ -243,9 +241,4 @@ impl SessionInstance {
     pub async fn close(mut self) {
         let _ = self.session.resource_drop_async(&mut self.store).await;
     }
-}
-
-/// Whether `ip` is a usable address to name in a rewritten line (not `0.0.0.0`/`::`).
-pub fn nameable(ip: IpAddr) -> bool {
-    !ip.is_unspecified()
 }

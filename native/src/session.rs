@@ -9,15 +9,19 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+use ftp_tunnel_core::contract::{DataMode as CoreMode, Verdict as CoreVerdict};
 use russh::client::Msg;
 use tokio::net::TcpStream;
 use tokio::sync::{broadcast, mpsc};
 use tracing::{info, warn};
 
+use crate::audit::SessionInfo;
 use crate::control_io::{self, ControlReader, ControlWriter};
 use crate::datapath::{DataEvent, DataFinished, DataPaths, DataPlan};
 use crate::events::TunnelEvent;
-use crate::runtime::wit::{self, Action, Verdict};
+use crate::gate::{Controls, SessionGate};
+use crate::limits::Admission;
+use crate::runtime::wit::{self, Action, ForwardError, Verdict};
 use crate::runtime::{Runtime, SessionInstance};
 use crate::settings::{Direction, FtpSettings};
 use crate::ssh::SshPool;
@@ -30,6 +34,12 @@ pub struct SessionShared {
     pub runtime: Runtime,
     /// FTP rules.
     pub ftp: FtpSettings,
+    /// What is alive against the tunnel's limits.
+    pub admission: Arc<Admission>,
+    /// Policies and audit log (none by default).
+    pub controls: Controls,
+    /// The SSH user the tunnel logged in as (for policies and the audit log).
+    pub ssh_user: String,
     /// Where events are published.
     pub events: broadcast::Sender<TunnelEvent>,
 }
@@ -89,8 +99,17 @@ pub async fn run_session(
         Accepted::Remote { originator, .. } => *originator,
     };
     // The component first: should it fail, nothing is opened towards the FTP server.
-    let config = shared.ftp.session_config(client_peer, &server_host);
+    let mut config = shared.ftp.session_config(client_peer, &server_host);
+    // Commands are deferred to the host only when something here wants them; without
+    // policies or an audit log the component answers them itself, as before.
+    config.check_commands = shared.controls.check_commands();
     let instance = shared.runtime.start_session(&config).await;
+    let gate = shared.controls.session(SessionInfo {
+        session: id,
+        ssh_user: shared.ssh_user.clone(),
+        client: client_peer.to_string(),
+        server: format!("{}:{server_port}", bracketed(&server_host)),
+    });
     let (client, plan_base) = match accepted {
         Accepted::Local { client, .. } => {
             let local = client.local_addr()?.ip().to_canonical();
@@ -100,14 +119,19 @@ pub async fn run_session(
             client,
             remote_bind,
             ..
-        } => (control_io::channel(client), PlanBase::Remote { remote_bind }),
+        } => (
+            control_io::channel(client),
+            PlanBase::Remote { remote_bind },
+        ),
     };
     let (client_read, mut client_write) = client;
-    let mut instance = match instance {
+    let instance = match instance {
         Ok(instance) => instance,
         Err(error) => {
             refuse(&mut client_write, "ftp-tunnel's FTP rewrite failed").await;
-            return Err(error.into());
+            let error = SessionError::from(error);
+            gate.ended(&error.to_string());
+            return Err(error);
         }
     };
     let server = connect_server(&shared, &plan_base, &server_host, server_port, client_peer).await;
@@ -116,6 +140,7 @@ pub async fn run_session(
         Err(error) => {
             refuse(&mut client_write, &error.to_string()).await;
             instance.close().await;
+            gate.ended(&error.to_string());
             return Err(error);
         }
     };
@@ -126,11 +151,12 @@ pub async fn run_session(
         client: client_peer,
     });
     let (data_tx, data_rx) = mpsc::unbounded_channel();
-    let paths = DataPaths::new(plan, shared.pool.clone(), data_tx);
+    let paths = DataPaths::new(plan, shared.pool.clone(), shared.admission.clone(), data_tx);
     let mut session = Running {
         shared: &shared,
         id,
         instance,
+        gate,
         paths,
         data_rx,
         client_read,
@@ -142,10 +168,15 @@ pub async fn run_session(
     let Running {
         instance,
         paths,
+        gate,
         mut client_write,
         server_write,
         ..
     } = session;
+    gate.ended(&match &outcome {
+        Ok(()) => "closed".to_owned(),
+        Err(error) => error.to_string(),
+    });
     if let Err(SessionError::Runtime(error)) = &outcome {
         warn!(session = id, "{error}");
         refuse(&mut client_write, "ftp-tunnel's FTP rewrite failed").await;
@@ -263,6 +294,7 @@ struct Running<'a> {
     shared: &'a SessionShared,
     id: u64,
     instance: SessionInstance,
+    gate: SessionGate,
     paths: DataPaths,
     data_rx: mpsc::UnboundedReceiver<DataEvent>,
     client_read: ControlReader,
@@ -291,6 +323,15 @@ impl Running<'_> {
                     DataEvent::Connected(id) => self.instance.data_connected(id).await?,
                     DataEvent::Finished(event) => {
                         self.paths.finished(event.id);
+                        if let Ok(bytes) = &event.result {
+                            self.gate.data_finished(
+                                event.id,
+                                core_mode(event.mode),
+                                bytes.to_server,
+                                bytes.to_client,
+                                event.elapsed,
+                            );
+                        }
                         let actions = self.instance.data_finished(event.id).await?;
                         finished = Some(event);
                         actions
@@ -311,19 +352,62 @@ impl Running<'_> {
             match action {
                 Action::ToServer(bytes) => self.server_write.send(bytes).await?,
                 Action::ToClient(bytes) => self.client_write.send(bytes).await?,
-                Action::OpenDataPath((id, request)) => self.paths.open(id, request),
+                Action::OpenDataPath((id, request)) => {
+                    // Asked before anything is opened; a denial fails the PASV/EPSV/PORT/EPRT
+                    // as a refused forward does.
+                    let verdict = self
+                        .gate
+                        .check_forward(
+                            core_mode(request.mode),
+                            &request.target_host,
+                            request.target_port,
+                        )
+                        .await;
+                    match verdict {
+                        CoreVerdict::Allow => self.paths.open(id, request),
+                        CoreVerdict::Deny(reason) => {
+                            let denied = Err(ForwardError::Denied(reason));
+                            work.extend(self.instance.forward_opened(id, denied).await?);
+                        }
+                    }
+                }
                 Action::CloseDataPath(id) => self.paths.close(id),
                 Action::CheckCommand(check) => {
-                    let more = self
-                        .instance
-                        .command_verdict(check.id, &Verdict::Allow)
-                        .await?;
+                    let verdict = match self.gate.check_command(&check.verb, &check.argument).await
+                    {
+                        CoreVerdict::Allow => Verdict::Allow,
+                        CoreVerdict::Deny(reason) => Verdict::Deny(reason),
+                    };
+                    let more = self.instance.command_verdict(check.id, &verdict).await?;
                     work.extend(more);
                 }
-                Action::Note(note) => publish_note(self.shared, self.id, &note),
+                Action::Note(note) => {
+                    if note.kind == wit::NoteKind::Transfer {
+                        self.gate
+                            .transfer_reply(note.forward, &note.original, &note.replacement);
+                    }
+                    publish_note(self.shared, self.id, &note);
+                }
             }
         }
         Ok(())
+    }
+}
+
+/// The contract's data mode as the core (and the audit log) spell it.
+fn core_mode(mode: wit::DataMode) -> CoreMode {
+    match mode {
+        wit::DataMode::Passive => CoreMode::Passive,
+        wit::DataMode::Active => CoreMode::Active,
+    }
+}
+
+/// A host name or address as it appears before `:PORT` (IPv6 in brackets).
+fn bracketed(host: &str) -> String {
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]")
+    } else {
+        host.to_owned()
     }
 }
 
@@ -345,7 +429,11 @@ fn publish_note(shared: &SessionShared, session: u64, note: &wit::Note) {
             session,
             kind,
             "{} {:?} -> {:?}",
-            if kind == "rewrite" { "rewrote" } else { "answered" },
+            if kind == "rewrite" {
+                "rewrote"
+            } else {
+                "answered"
+            },
             note.original,
             note.replacement
         );
@@ -362,10 +450,7 @@ fn publish_transfer(shared: &SessionShared, session: u64, event: &DataFinished) 
     let Ok(bytes) = &event.result else {
         return;
     };
-    let mode = match event.mode {
-        wit::DataMode::Passive => ftp_tunnel_core::session::DataMode::Passive,
-        wit::DataMode::Active => ftp_tunnel_core::session::DataMode::Active,
-    };
+    let mode = core_mode(event.mode);
     info!(
         "data transfer finished session={session} forward={} mode={} to_server={} to_client={} ms={}",
         event.id,

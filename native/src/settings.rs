@@ -4,6 +4,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+use crate::limits::Limits;
 use crate::runtime::wit;
 
 /// Which way FTP crosses the SSH connection.
@@ -33,6 +34,8 @@ pub struct FtpSettings {
     pub data_timeout: Duration,
     /// Longest control line interpreted.
     pub max_line: u32,
+    /// Caps on sessions and data paths.
+    pub limits: Limits,
 }
 
 impl Default for FtpSettings {
@@ -44,6 +47,7 @@ impl Default for FtpSettings {
             active_bind: None,
             data_timeout: Duration::from_secs(60),
             max_line: 8192,
+            limits: Limits::default(),
         }
     }
 }

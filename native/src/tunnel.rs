@@ -13,7 +13,10 @@ use tokio::sync::broadcast;
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
+use crate::admin::{AdminError, AdminSettings};
+use crate::control_io::{self, ControlWriter};
 use crate::events::TunnelEvent;
+use crate::limits::{AcceptBackoff, Admission, bind_listener, too_many_sessions_reply};
 use crate::pump::{DataChannel, pump, pump_server_on_tcp};
 use crate::runtime::{Runtime, RuntimeError};
 use crate::session::{Accepted, SessionShared, run_session};
@@ -35,6 +38,8 @@ pub struct TunnelConfig {
     pub remote_forwards: Vec<ForwardSpec>,
     /// FTP rules.
     pub ftp: FtpSettings,
+    /// Policies, a replacement rewrite component, the audit log (all off by default).
+    pub admin: AdminSettings,
 }
 
 /// Why a tunnel could not start or stopped.
@@ -46,6 +51,9 @@ pub enum TunnelError {
     /// The component could not be loaded.
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
+    /// A policy, the plugin or the audit log could not be set up.
+    #[error(transparent)]
+    Admin(#[from] AdminError),
     /// A listener could not be opened.
     #[error("cannot listen on {address}: {source}")]
     Listen {
@@ -64,6 +72,9 @@ pub enum TunnelError {
     },
 }
 
+/// How long a refused client is given to take its `421`.
+const REFUSAL_WRITE: Duration = Duration::from_secs(2);
+
 /// A started tunnel; call [`Tunnel::run`] to serve.
 pub struct Tunnel {
     shared: Arc<SessionShared>,
@@ -76,18 +87,35 @@ impl Tunnel {
     /// Connects and authenticates, loads the component, binds every `-L` listener and asks
     /// the SSH server for every `-R` listener.
     pub async fn start(config: TunnelConfig) -> Result<Tunnel, TunnelError> {
-        let runtime = Runtime::new()?;
+        // Everything the admin configured is checked before anything connects: a bad policy
+        // or plugin is one startup error, never a tunnel running with less than was asked.
+        let runtime = match config.admin.read_plugin()? {
+            Some(wasm) => {
+                let path = config.admin.plugin.clone().unwrap_or_default();
+                let runtime =
+                    Runtime::from_bytes(&wasm).map_err(|error| AdminError::PluginRefused {
+                        path: path.clone(),
+                        reason: format!("{error:#}"),
+                    })?;
+                info!(
+                    "rewrite component: {} (instead of the built-in one)",
+                    path.display()
+                );
+                runtime
+            }
+            None => Runtime::new()?,
+        };
+        let controls = config.admin.controls().await?;
         let pool = SshPool::connect(config.ssh.clone()).await?;
         let mut listeners = Vec::new();
         for spec in &config.forwards {
             let address = spec.bind_address.as_deref().unwrap_or("127.0.0.1");
-            let listener =
-                TcpListener::bind((address, spec.bind_port))
-                    .await
-                    .map_err(|source| TunnelError::Listen {
-                        address: format!("{address}:{}", spec.bind_port),
-                        source,
-                    })?;
+            let listener = bind_listener(address, spec.bind_port)
+                .await
+                .map_err(|source| TunnelError::Listen {
+                    address: format!("{address}:{}", spec.bind_port),
+                    source,
+                })?;
             let local = listener
                 .local_addr()
                 .map_err(|source| TunnelError::Listen {
@@ -115,7 +143,10 @@ impl Tunnel {
             shared: Arc::new(SessionShared {
                 pool,
                 runtime,
+                admission: Arc::new(Admission::new(config.ftp.limits)),
                 ftp: config.ftp,
+                controls,
+                ssh_user: config.ssh.user.clone(),
                 events,
             }),
             listeners,
@@ -138,7 +169,10 @@ impl Tunnel {
 
     /// The port each `-R` forward listens on at the SSH server, in the order given.
     pub fn remote_ports(&self) -> Vec<u16> {
-        self.remote.iter().map(|(forward, _)| forward.port()).collect()
+        self.remote
+            .iter()
+            .map(|(forward, _)| forward.port())
+            .collect()
     }
 
     /// Events from now on.
@@ -194,20 +228,29 @@ async fn serve_listener(
 ) {
     // Sessions live in this set so that stopping the listener task stops them all.
     let mut sessions = JoinSet::new();
+    let mut backoff = AcceptBackoff::default();
+    let name = spec.to_string();
     loop {
         tokio::select! {
             accepted = listener.accept() => {
                 let (client, peer) = match accepted {
                     Ok(accepted) => accepted,
                     Err(error) => {
-                        warn!("accept on {spec} failed: {error}");
+                        backoff.failed(&name, &error).await;
                         continue;
                     }
                 };
+                backoff.succeeded();
                 let id = next_session.fetch_add(1, Ordering::Relaxed);
                 let shared = shared.clone();
                 let spec = spec.clone();
+                let Some(permit) = shared.admission.session() else {
+                    debug!(connection = id, %peer, "{spec}: MaxSessions reached, refused");
+                    sessions.spawn(refuse_past_max_sessions(shared, spec.kind, control_io::tcp(client).1));
+                    continue;
+                };
                 sessions.spawn(async move {
+                    let _permit = permit;
                     match spec.kind {
                         ForwardKind::Ftp => {
                             let accepted = Accepted::Local { client, peer };
@@ -250,7 +293,13 @@ async fn serve_remote(
                 let shared = shared.clone();
                 let spec = spec.clone();
                 let remote_bind = remote_bind.clone();
+                let Some(permit) = shared.admission.session() else {
+                    debug!(connection = id, %originator, "-R {spec}: MaxSessions reached, refused");
+                    sessions.spawn(refuse_past_max_sessions(shared, spec.kind, control_io::channel(channel).1));
+                    continue;
+                };
                 sessions.spawn(async move {
+                    let _permit = permit;
                     match spec.kind {
                         ForwardKind::Ftp => {
                             let accepted = Accepted::Remote { client: channel, originator, remote_bind };
@@ -268,6 +317,20 @@ async fn serve_remote(
     forward.cancel().await;
 }
 
+/// Tells a connection past `MaxSessions` so (a `421`, for FTP) and closes it. Bounded: a
+/// client that does not read cannot hold the refusal.
+async fn refuse_past_max_sessions(
+    shared: Arc<SessionShared>,
+    kind: ForwardKind,
+    mut client: ControlWriter,
+) {
+    if kind == ForwardKind::Ftp {
+        let reply = too_many_sessions_reply(shared.admission.limits());
+        let _ = tokio::time::timeout(REFUSAL_WRITE, client.send(reply.into_bytes())).await;
+    }
+    let _ = tokio::time::timeout(REFUSAL_WRITE, client.close()).await;
+}
+
 /// `-L tcp/`: a plain `direct-tcpip` forward, as `ssh -L`.
 async fn plain_local(
     shared: &SessionShared,
@@ -276,7 +339,7 @@ async fn plain_local(
     peer: SocketAddr,
     spec: &ForwardSpec,
 ) {
-    // A data connection of its own: a slow reader here must not stall FTP control channels.
+    // The shared connection (or, with -o SeparateDataConnections, one of its own).
     let lease = match shared.pool.lease_data().await {
         Ok(lease) => lease,
         Err(error) => {
@@ -313,7 +376,10 @@ async fn plain_remote(id: u64, channel: russh::Channel<russh::client::Msg>, spec
     let tcp = match TcpStream::connect((spec.host.as_str(), spec.host_port)).await {
         Ok(tcp) => tcp,
         Err(error) => {
-            warn!(connection = id, "-R {spec}: cannot reach {}:{}: {error}", spec.host, spec.host_port);
+            warn!(
+                connection = id,
+                "-R {spec}: cannot reach {}:{}: {error}", spec.host, spec.host_port
+            );
             return;
         }
     };

@@ -28,10 +28,13 @@ fn to_server(actions: &[Action]) -> String {
 #[tokio::test]
 async fn other_bytes_flow_while_a_data_path_request_is_unanswered() {
     let runtime = Runtime::new().expect("component");
-    let config =
-        FtpSettings::default().session_config("127.0.0.1:40000".parse().expect("addr"), "ftp.internal");
+    let config = FtpSettings::default()
+        .session_config("127.0.0.1:40000".parse().expect("addr"), "ftp.internal");
     let mut session = runtime.start_session(&config).await.expect("session");
-    session.from_server(b"220 ready\r\n").await.expect("greeting");
+    session
+        .from_server(b"220 ready\r\n")
+        .await
+        .expect("greeting");
 
     // The client asks for passive mode; the server's 227 makes the session ask for a data
     // path, and the reply waits for its address.
@@ -49,11 +52,20 @@ async fn other_bytes_flow_while_a_data_path_request_is_unanswered() {
         })
         .expect("a data path is asked for");
     assert_eq!(request.mode, DataMode::Passive);
-    assert_eq!((request.target_host.as_str(), request.target_port), ("ftp.internal", 40001));
-    assert!(to_client(&asked).is_empty(), "the 229 waits for its data path");
+    assert_eq!(
+        (request.target_host.as_str(), request.target_port),
+        ("ftp.internal", 40001)
+    );
+    assert!(
+        to_client(&asked).is_empty(),
+        "the 229 waits for its data path"
+    );
 
     // Unanswered: the client's next commands still reach the server, at once.
-    let sent = session.from_client(b"NOOP\r\nTYPE I\r\n").await.expect("more");
+    let sent = session
+        .from_client(b"NOOP\r\nTYPE I\r\n")
+        .await
+        .expect("more");
     assert_eq!(to_server(&sent), "NOOP\r\nTYPE I\r\n");
 
     // The answer comes; the rewritten reply goes out, then the replies queued behind it.
@@ -61,7 +73,10 @@ async fn other_bytes_flow_while_a_data_path_request_is_unanswered() {
         .from_server(b"200 NOOP ok\r\n200 Switching to Binary mode.\r\n")
         .await
         .expect("replies");
-    assert!(to_client(&more).is_empty(), "replies keep their order behind the 229");
+    assert!(
+        to_client(&more).is_empty(),
+        "replies keep their order behind the 229"
+    );
     let answered = session
         .forward_opened(id, Ok("127.0.0.1:50505".parse().expect("addr")))
         .await
@@ -76,8 +91,8 @@ async fn other_bytes_flow_while_a_data_path_request_is_unanswered() {
 #[tokio::test]
 async fn a_bad_configuration_is_refused_not_patched_up() {
     let runtime = Runtime::new().expect("component");
-    let mut config =
-        FtpSettings::default().session_config("127.0.0.1:40000".parse().expect("addr"), "ftp.internal");
+    let mut config = FtpSettings::default()
+        .session_config("127.0.0.1:40000".parse().expect("addr"), "ftp.internal");
     config.max_line = 100;
     assert!(runtime.start_session(&config).await.is_err());
     config.max_line = 4096;

@@ -354,7 +354,7 @@ async fn remote_forward_refused_under_allow_tcp_forwarding_local() {
 }
 
 #[tokio::test]
-async fn pool_reuses_idle_data_connections() {
+async fn data_forwards_share_the_connection_by_default() {
     if !sshd_available() {
         return;
     }
@@ -362,6 +362,25 @@ async fn pool_reuses_idle_data_connections() {
     let pool = SshPool::connect(sshd.options(StrictHostKeyChecking::AcceptNew))
         .await
         .expect("pool");
+    assert!(!pool.separate_data_connections());
+    let first = pool.lease_data().await.expect("lease");
+    let second = pool.lease_data().await.expect("concurrent lease");
+    assert!(Arc::ptr_eq(&first, pool.control()));
+    assert!(Arc::ptr_eq(&second, pool.control()));
+    drop((first, second));
+    assert_eq!(pool.idle_count(), 0);
+    pool.disconnect().await;
+}
+
+#[tokio::test]
+async fn separate_data_connections_are_reused() {
+    if !sshd_available() {
+        return;
+    }
+    let sshd = Sshd::start("yes").await;
+    let mut opts = sshd.options(StrictHostKeyChecking::AcceptNew);
+    opts.separate_data_connections = true;
+    let pool = SshPool::connect(opts).await.expect("pool");
     let first = pool.lease_data().await.expect("lease");
     assert!(!Arc::ptr_eq(&first, pool.control()));
     let first_ptr = Arc::as_ptr(&first);
@@ -445,56 +464,59 @@ async fn wait_plateau(counter: &std::sync::atomic::AtomicU64) -> u64 {
     }
 }
 
-/// russh queues incoming data per channel in a bounded buffer and, once it is full, stops
-/// reading the whole connection. A data channel nobody reads must therefore not share the
-/// control connection: this checks the pool keeps the control connection usable.
+/// A channel nobody reads must stall only itself: on the same connection, other channels
+/// open and carry data, and the stalled one flows again once read (per-channel flow
+/// control in the patched russh).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn slow_reader_stalls_only_its_own_connection() {
+async fn slow_reader_stalls_only_its_own_channel() {
     if !sshd_available() {
         return;
     }
     let sshd = Sshd::start("yes").await;
-    let pool = SshPool::connect(sshd.options(StrictHostKeyChecking::AcceptNew))
+    let conn = SshConnection::connect(&sshd.options(StrictHostKeyChecking::AcceptNew))
         .await
-        .expect("pool");
+        .expect("connect");
     let (source, written) = firehose().await;
     let origin: SocketAddr = "127.0.0.1:1".parse().expect("addr");
-    let lease = pool.lease_data().await.expect("lease");
-    let _unread = lease
+    let mut unread = conn
         .open_direct_tcpip("127.0.0.1", source.port(), origin)
         .await
         .expect("channel to the firehose");
     let stalled_at = wait_plateau(&written).await;
     eprintln!("firehose stalled after {stalled_at} bytes");
 
-    // The stalled connection no longer answers (documents russh's behaviour)...
-    let probe = tokio::time::timeout(
-        Duration::from_secs(1),
-        lease.open_direct_tcpip("127.0.0.1", source.port(), origin),
-    )
-    .await;
-    eprintln!(
-        "second channel on the stalled connection: {}",
-        if probe.is_err() {
-            "blocked"
-        } else {
-            "answered"
-        }
-    );
+    // The same connection opens another channel and carries a round trip as usual.
+    for _ in 0..3 {
+        let echo = echo_server().await;
+        let (client, server_side) = tcp_pair().await;
+        let channel = tokio::time::timeout(
+            Duration::from_secs(2),
+            conn.open_direct_tcpip("127.0.0.1", echo.port(), origin),
+        )
+        .await
+        .expect("a channel opens promptly during the stall")
+        .expect("direct-tcpip");
+        tokio::spawn(pump(server_side, channel));
+        let (sent, got, n) = tokio::time::timeout(DEADLINE, echo_round_trip(client, 1 << 20))
+            .await
+            .expect("round trip in time during the stall");
+        assert_eq!((sent, n), (got, 1 << 20));
+    }
 
-    // ...but the control connection carries a round trip as usual.
-    let echo = echo_server().await;
-    let (client, server_side) = tcp_pair().await;
-    let channel = pool
-        .control()
-        .open_direct_tcpip("127.0.0.1", echo.port(), origin)
-        .await
-        .expect("control connection still opens channels");
-    tokio::spawn(pump(server_side, channel));
-    let (sent, got, n) = tokio::time::timeout(DEADLINE, echo_round_trip(client, 256 * 1024))
-        .await
-        .expect("control round trip in time");
-    assert_eq!((sent, n), (got, 256 * 1024));
+    // Reading again releases the stalled channel.
+    let mut read = 0u64;
+    tokio::time::timeout(DEADLINE, async {
+        while read < 64 << 20 {
+            match unread.wait().await {
+                Some(russh::ChannelMsg::Data { data }) => read += data.len() as u64,
+                Some(_) => {}
+                None => panic!("the stalled channel ended"),
+            }
+        }
+    })
+    .await
+    .expect("the stalled channel flows again once read");
+    assert!(written.load(std::sync::atomic::Ordering::Relaxed) > stalled_at);
 }
 
 #[tokio::test]

@@ -9,7 +9,6 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
 use crate::netns::NetNs;
 use crate::sshd::{Side, SshServer, keygen};
@@ -32,8 +31,17 @@ impl Dropbear {
         let dir = crate::open_tempdir("ftpt-dropbear-")?;
         let d = dir.path();
         let host_key = d.join("host_key");
-        run_checked(Command::new("dropbearkey").args(["-t", "ed25519", "-f"]).arg(&host_key))?;
-        let public = run_checked(Command::new("dropbearkey").arg("-y").arg("-f").arg(&host_key))?;
+        run_checked(
+            Command::new("dropbearkey")
+                .args(["-t", "ed25519", "-f"])
+                .arg(&host_key),
+        )?;
+        let public = run_checked(
+            Command::new("dropbearkey")
+                .arg("-y")
+                .arg("-f")
+                .arg(&host_key),
+        )?;
         let line = public
             .lines()
             .find(|l| l.starts_with("ssh-ed25519 "))
@@ -88,14 +96,7 @@ impl Dropbear {
             dir,
             addr,
         };
-        let listening = match side {
-            Side::Namespace => ns.wait_listening(DROPBEAR_PORT, Duration::from_secs(10)),
-            Side::Host => crate::wait_connectable(
-                std::net::SocketAddr::from((addr, DROPBEAR_PORT)),
-                Duration::from_secs(10),
-            ),
-        };
-        if let Err(e) = listening {
+        if let Err(e) = side.wait_listening(ns, addr, DROPBEAR_PORT) {
             crate::dump_log("dropbear", &server.log_path());
             return Err(e);
         }

@@ -15,6 +15,8 @@ use crate::{FtpServer, Result};
 pub enum ServerKind {
     /// vsftpd, anonymous, uploads in `pub/`.
     Vsftpd,
+    /// The same vsftpd listening on `::1` only.
+    VsftpdIpv6,
     /// pyftpdlib, `user`/`pass`.
     Pyftpd,
 }
@@ -41,10 +43,16 @@ impl std::fmt::Debug for Lab {
 impl Lab {
     /// Sets everything up; `forwarding` is sshd's `AllowTcpForwarding`.
     pub fn new(kind: ServerKind, forwarding: Forwarding) -> Result<Self> {
+        Self::with_sshd_config(kind, forwarding, "")
+    }
+
+    /// Like [`Lab::new`], with `extra` lines appended to sshd_config.
+    pub fn with_sshd_config(kind: ServerKind, forwarding: Forwarding, extra: &str) -> Result<Self> {
         let ns = NetNs::new()?;
-        let sshd = Sshd::start(&ns, forwarding)?;
+        let sshd = Sshd::start_with(&ns, forwarding, extra)?;
         let server: Box<dyn FtpServer> = match kind {
             ServerKind::Vsftpd => Box::new(Vsftpd::start(&ns)?),
+            ServerKind::VsftpdIpv6 => Box::new(Vsftpd::start_v6(&ns)?),
             ServerKind::Pyftpd => Box::new(Pyftpd::start(&ns)?),
         };
         Ok(Lab { server, sshd, ns })
@@ -57,11 +65,7 @@ impl Lab {
 
     /// Where a client reaches the server through `tunnel`'s first listener.
     pub fn target(&self, tunnel: &Tunnel) -> Target {
-        let host = tunnel
-            .listeners()
-            .first()
-            .map(|(a, _)| a.trim_start_matches('[').trim_end_matches(']').to_string())
-            .unwrap_or_else(|| "127.0.0.1".into());
+        let host = tunnel.first_host();
         self.target_at(&host, tunnel.port(), None)
     }
 

@@ -6,12 +6,16 @@
 //! panics, and prints its logs when the test failed.
 #![forbid(unsafe_code)]
 
+pub mod checked;
 pub mod clients;
 pub mod dropbear;
+pub mod envoy;
 pub mod files;
 pub mod lab;
 pub mod login;
 pub mod netns;
+pub mod peers;
+pub mod policies;
 pub mod pyftpd;
 pub mod rawftp;
 pub mod remote_lab;
@@ -224,9 +228,11 @@ pub fn free_port() -> Result<u16> {
 /// Waits until a TCP connection to `addr` succeeds (for servers in the root namespace).
 pub fn wait_connectable(addr: std::net::SocketAddr, timeout: Duration) -> Result<()> {
     poll_until(timeout, || {
-        Ok(std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200))
-            .ok()
-            .map(|_| ()))
+        Ok(
+            std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200))
+                .ok()
+                .map(|_| ()),
+        )
     })
     .map_err(|_| Error::Timeout(format!("{addr} accepting connections")))
 }

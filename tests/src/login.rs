@@ -91,7 +91,9 @@ impl Agent {
             child: Some(child),
             socket,
         };
-        poll_until(Duration::from_secs(10), || Ok(agent.socket.exists().then_some(())))?;
+        poll_until(Duration::from_secs(10), || {
+            Ok(agent.socket.exists().then_some(()))
+        })?;
         Ok(agent)
     }
 
@@ -154,14 +156,18 @@ pub fn run(args: &[String], env: &BTreeMap<String, String>, timeout: Duration) -
     let reader = child.stderr.take().map(|err| {
         let lines = Arc::clone(&lines);
         std::thread::spawn(move || {
-            for line in BufReader::new(err).lines().map_while(std::result::Result::ok) {
+            for line in BufReader::new(err)
+                .lines()
+                .map_while(std::result::Result::ok)
+            {
                 if let Ok(mut l) = lines.lock() {
                     l.push(strip_ansi(&line));
                 }
             }
         })
     });
-    let snapshot = |lines: &Arc<Mutex<Vec<String>>>| lines.lock().map(|l| l.clone()).unwrap_or_default();
+    let snapshot =
+        |lines: &Arc<Mutex<Vec<String>>>| lines.lock().map(|l| l.clone()).unwrap_or_default();
     let waited = poll_until(timeout, || {
         if let Some(found) = snapshot(&lines).iter().find_map(|l| parse_listening(l)) {
             return Ok(Some(Some(found)));
@@ -173,7 +179,10 @@ pub fn run(args: &[String], env: &BTreeMap<String, String>, timeout: Duration) -
         Err(e) => {
             let _ = child.kill();
             let _ = child.wait();
-            return Err(Error::Timeout(format!("{e}; stderr:\n{}", snapshot(&lines).join("\n"))));
+            return Err(Error::Timeout(format!(
+                "{e}; stderr:\n{}",
+                snapshot(&lines).join("\n")
+            )));
         }
     };
     if listening.is_some() {

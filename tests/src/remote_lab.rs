@@ -42,13 +42,10 @@ impl RemoteLab {
         };
         let server: Box<dyn FtpServer> = match kind {
             ServerKind::Vsftpd => Box::new(Vsftpd::start(&ns)?),
+            ServerKind::VsftpdIpv6 => Box::new(Vsftpd::start_v6(&ns)?),
             ServerKind::Pyftpd => Box::new(Pyftpd::start(&ns)?),
         };
-        Ok(RemoteLab {
-            server,
-            ssh,
-            ns,
-        })
+        Ok(RemoteLab { server, ssh, ns })
     }
 
     /// `ftp-tunnel -R ftp/BIND:PORT:127.0.0.1:FTP_PORT` running next to the FTP server, with
@@ -72,11 +69,7 @@ impl RemoteLab {
     /// Where a client in the root namespace reaches the FTP server through `tunnel`'s first
     /// `-R` listener.
     pub fn target(&self, tunnel: &Tunnel) -> Target {
-        let host = tunnel
-            .listeners()
-            .first()
-            .map(|(a, _)| a.trim_start_matches('[').trim_end_matches(']').to_string())
-            .unwrap_or_else(|| "127.0.0.1".into());
+        let host = tunnel.first_host();
         Target {
             host,
             port: tunnel.port(),

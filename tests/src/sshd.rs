@@ -32,6 +32,20 @@ pub enum Side {
     Host,
 }
 
+impl Side {
+    /// Waits up to 10 s until a server started on this side of `ns` listens on `addr:port`
+    /// (inside the namespace the namespace's own view; on the host a connection attempt).
+    pub fn wait_listening(self, ns: &NetNs, addr: std::net::Ipv4Addr, port: u16) -> Result<()> {
+        let timeout = Duration::from_secs(10);
+        match self {
+            Side::Namespace => ns.wait_listening(port, timeout),
+            Side::Host => {
+                crate::wait_connectable(std::net::SocketAddr::from((addr, port)), timeout)
+            }
+        }
+    }
+}
+
 /// What the tunnel fixture needs of an SSH server (OpenSSH's sshd or dropbear).
 pub trait SshServer {
     /// The address it listens on.
@@ -66,6 +80,11 @@ impl Sshd {
     /// Starts sshd inside `ns`, listening on the namespace's veth address, and waits for it.
     pub fn start(ns: &NetNs, forwarding: Forwarding) -> Result<Self> {
         Self::start_at(ns, Side::Namespace, forwarding, "")
+    }
+
+    /// Like [`Sshd::start`], with `extra` lines appended to sshd_config.
+    pub fn start_with(ns: &NetNs, forwarding: Forwarding, extra: &str) -> Result<Self> {
+        Self::start_at(ns, Side::Namespace, forwarding, extra)
     }
 
     /// Starts sshd on `side` of `ns`'s veth link, with `extra` lines of configuration.
@@ -139,14 +158,7 @@ impl Sshd {
             dir,
             addr,
         };
-        let listening = match side {
-            Side::Namespace => ns.wait_listening(SSHD_PORT, Duration::from_secs(10)),
-            Side::Host => crate::wait_connectable(
-                std::net::SocketAddr::from((addr, SSHD_PORT)),
-                Duration::from_secs(10),
-            ),
-        };
-        if let Err(e) = listening {
+        if let Err(e) = side.wait_listening(ns, addr, SSHD_PORT) {
             crate::dump_log("sshd", &sshd.log_path());
             return Err(e);
         }

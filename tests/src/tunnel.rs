@@ -148,7 +148,11 @@ impl Tunnel {
         let mut wrapped: Vec<String> = vec!["netns".into(), "exec".into(), ns.name().into()];
         wrapped.push(binary().display().to_string());
         wrapped.extend(args.iter().cloned());
-        Self::start_program(std::path::Path::new("/usr/sbin/ip"), &wrapped, expect_listeners)
+        Self::start_program(
+            std::path::Path::new("/usr/sbin/ip"),
+            &wrapped,
+            expect_listeners,
+        )
     }
 
     /// Like [`Tunnel::start`] with another program speaking the same CLI contract (the
@@ -230,6 +234,14 @@ impl Tunnel {
                 Err(e)
             }
         }
+    }
+
+    /// The address of the first listener, without brackets (`127.0.0.1` if none).
+    pub fn first_host(&self) -> String {
+        self.listeners
+            .first()
+            .map(|(a, _)| a.trim_start_matches('[').trim_end_matches(']').to_string())
+            .unwrap_or_else(|| "127.0.0.1".into())
     }
 
     /// The stderr lines so far.

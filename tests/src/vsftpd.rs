@@ -1,4 +1,5 @@
-//! vsftpd in a test's namespace on 127.0.0.1:21, anonymous, uploads allowed in `pub/`.
+//! vsftpd in a test's namespace on 127.0.0.1:21 (or [::1]:21), anonymous, uploads allowed in
+//! `pub/`.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -20,8 +21,17 @@ pub struct Vsftpd {
 }
 
 impl Vsftpd {
-    /// Starts vsftpd inside `ns` and waits until it listens.
+    /// Starts vsftpd inside `ns` on 127.0.0.1 and waits until it listens.
     pub fn start(ns: &NetNs) -> Result<Self> {
+        Self::start_on(ns, false)
+    }
+
+    /// Starts vsftpd inside `ns` on `::1` only (IPv6 tests) and waits until it listens.
+    pub fn start_v6(ns: &NetNs) -> Result<Self> {
+        Self::start_on(ns, true)
+    }
+
+    fn start_on(ns: &NetNs, ipv6: bool) -> Result<Self> {
         let dir = crate::open_tempdir("ftpt-vsftpd-")?;
         let d = dir.path();
         let root = d.join("root");
@@ -33,9 +43,7 @@ impl Vsftpd {
         fs::set_permissions(&pubdir, fs::Permissions::from_mode(0o777))?;
         fs::create_dir_all("/var/run/vsftpd/empty")?;
         let config = format!(
-            "listen=YES\n\
-             listen_ipv6=NO\n\
-             listen_address=127.0.0.1\n\
+            "{listen}\n\
              listen_port={VSFTPD_PORT}\n\
              background=NO\n\
              anonymous_enable=YES\n\
@@ -65,6 +73,11 @@ impl Vsftpd {
              max_per_ip=200\n\
              idle_session_timeout=120\n\
              data_connection_timeout=60\n",
+            listen = if ipv6 {
+                "listen=NO\nlisten_ipv6=YES\nlisten_address6=::1"
+            } else {
+                "listen=YES\nlisten_ipv6=NO\nlisten_address=127.0.0.1"
+            },
             root = root.display(),
             log = d.join("vsftpd.log").display(),
         );

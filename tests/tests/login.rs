@@ -49,7 +49,11 @@ fn assert_denied(out: &ftp_tunnel_e2e::login::Outcome, methods: &str) {
     assert!(out.listening.is_none(), "logged in: {}", out.stderr);
     assert_eq!(out.status.code(), Some(255), "{}", out.stderr);
     let want = format!("Permission denied ({methods}).");
-    assert!(out.stderr.contains(&want), "want {want:?} in:\n{}", out.stderr);
+    assert!(
+        out.stderr.contains(&want),
+        "want {want:?} in:\n{}",
+        out.stderr
+    );
 }
 
 #[test]
@@ -103,7 +107,16 @@ fn passphrase_key_through_askpass_and_a_wrong_passphrase() {
     let key = home.path().join("locked");
     run_checked(
         Command::new("ssh-keygen")
-            .args(["-q", "-t", "ed25519", "-N", "s3cret phrase", "-C", "locked", "-f"])
+            .args([
+                "-q",
+                "-t",
+                "ed25519",
+                "-N",
+                "s3cret phrase",
+                "-C",
+                "locked",
+                "-f",
+            ])
             .arg(&key),
     )
     .expect("keygen");
@@ -119,35 +132,53 @@ fn passphrase_key_through_askpass_and_a_wrong_passphrase() {
         &args(&sshd, &["-i", &key_arg, "-l", "root", &host]),
         &env(
             home.path(),
-            &[("SSH_ASKPASS", &good), ("SSH_ASKPASS_REQUIRE", Path::new("force"))],
+            &[
+                ("SSH_ASKPASS", &good),
+                ("SSH_ASKPASS_REQUIRE", Path::new("force")),
+            ],
         ),
         DEADLINE,
     )
     .expect("run");
     assert!(out.listening.is_some(), "not logged in:\n{}", out.stderr);
     let asked = std::fs::read_to_string(home.path().join("good.prompts")).expect("prompts");
-    assert!(asked.contains(&format!("Enter passphrase for key '{key_arg}'")), "{asked}");
+    assert!(
+        asked.contains(&format!("Enter passphrase for key '{key_arg}'")),
+        "{asked}"
+    );
 
     let bad = askpass_script(home.path(), "bad", "wrong").expect("askpass");
     let out = run(
         &args(&sshd, &["-i", &key_arg, "-l", "root", &host]),
         &env(
             home.path(),
-            &[("SSH_ASKPASS", &bad), ("SSH_ASKPASS_REQUIRE", Path::new("force"))],
+            &[
+                ("SSH_ASKPASS", &bad),
+                ("SSH_ASKPASS_REQUIRE", Path::new("force")),
+            ],
         ),
         DEADLINE,
     )
     .expect("run");
     assert_denied(&out, "publickey");
-    assert!(out.stderr.contains("incorrect passphrase"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("incorrect passphrase"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
 fn password_through_askpass_and_a_wrong_password() {
     ensure_test_user().expect("test user");
     let ns = NetNs::new().expect("netns");
-    let sshd =
-        Sshd::start_at(&ns, Side::Namespace, Forwarding::Yes, &password_sshd_lines()).expect("sshd");
+    let sshd = Sshd::start_at(
+        &ns,
+        Side::Namespace,
+        Forwarding::Yes,
+        &password_sshd_lines(),
+    )
+    .expect("sshd");
     let home = open_tempdir("ftpt-home-").expect("home");
     let host = sshd.addr().to_string();
     let good = askpass_script(home.path(), "good", TEST_PASSWORD).expect("askpass");
@@ -155,22 +186,39 @@ fn password_through_askpass_and_a_wrong_password() {
         &args(&sshd, &["-l", TEST_USER, &host]),
         &env(
             home.path(),
-            &[("SSH_ASKPASS", &good), ("SSH_ASKPASS_REQUIRE", Path::new("force"))],
+            &[
+                ("SSH_ASKPASS", &good),
+                ("SSH_ASKPASS_REQUIRE", Path::new("force")),
+            ],
         ),
         DEADLINE,
     )
     .expect("run");
     assert!(out.listening.is_some(), "not logged in:\n{}", out.stderr);
-    assert!(sshd.log().contains(&format!("Accepted password for {TEST_USER}")), "{}", sshd.log());
+    assert!(
+        sshd.log()
+            .contains(&format!("Accepted password for {TEST_USER}")),
+        "{}",
+        sshd.log()
+    );
     let asked = std::fs::read_to_string(home.path().join("good.prompts")).expect("prompts");
-    assert!(asked.contains(&format!("{TEST_USER}@{host}'s password:")), "{asked}");
+    assert!(
+        asked.contains(&format!("{TEST_USER}@{host}'s password:")),
+        "{asked}"
+    );
 
     let bad = askpass_script(home.path(), "bad", "not-it").expect("askpass");
     let out = run(
-        &args(&sshd, &["-o", "NumberOfPasswordPrompts=2", "-l", TEST_USER, &host]),
+        &args(
+            &sshd,
+            &["-o", "NumberOfPasswordPrompts=2", "-l", TEST_USER, &host],
+        ),
         &env(
             home.path(),
-            &[("SSH_ASKPASS", &bad), ("SSH_ASKPASS_REQUIRE", Path::new("force"))],
+            &[
+                ("SSH_ASKPASS", &bad),
+                ("SSH_ASKPASS_REQUIRE", Path::new("force")),
+            ],
         ),
         DEADLINE,
     )
@@ -178,7 +226,11 @@ fn password_through_askpass_and_a_wrong_password() {
     assert_denied(&out, "publickey,password");
     let asked = std::fs::read_to_string(home.path().join("bad.prompts")).expect("prompts");
     assert_eq!(asked.lines().count(), 2, "{asked}");
-    assert!(out.stderr.contains("Permission denied, please try again."), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("Permission denied, please try again."),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
@@ -211,10 +263,19 @@ fn ssh_config_alias_with_f_and_match_refused() {
     assert_eq!(sshd.accepted_logins(), 1);
 
     std::fs::write(&config, "Host gw\n  Port 22\n\nMatch host gw\n  User x\n").expect("config");
-    let out = run(&["-F".into(), cfg.clone(), "gw".into()], &env(home.path(), &[]), DEADLINE)
-        .expect("run");
+    let out = run(
+        &["-F".into(), cfg.clone(), "gw".into()],
+        &env(home.path(), &[]),
+        DEADLINE,
+    )
+    .expect("run");
     assert_eq!(out.status.code(), Some(2), "{}", out.stderr);
-    assert!(out.stderr.contains(&format!("{cfg} line 4: Match is not supported")), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains(&format!("{cfg} line 4: Match is not supported")),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
@@ -246,7 +307,13 @@ fn jump_host_and_an_unreachable_one() {
     let cfg = config.display().to_string();
     let fwd = "ftp/127.0.0.1:0:127.0.0.1:21".to_string();
     let out = run(
-        &["-F".into(), cfg.clone(), "-L".into(), fwd.clone(), "target".into()],
+        &[
+            "-F".into(),
+            cfg.clone(),
+            "-L".into(),
+            fwd.clone(),
+            "target".into(),
+        ],
         &env(home.path(), &[]),
         DEADLINE,
     )
@@ -257,12 +324,24 @@ fn jump_host_and_an_unreachable_one() {
     assert!(jump.log().contains("direct-tcpip"), "{}", jump.log());
 
     let out = run(
-        &["-F".into(), cfg, "-J".into(), "dead".into(), "-L".into(), fwd, "target".into()],
+        &[
+            "-F".into(),
+            cfg,
+            "-J".into(),
+            "dead".into(),
+            "-L".into(),
+            fwd,
+            "target".into(),
+        ],
         &env(home.path(), &[]),
         DEADLINE,
     )
     .expect("run");
     assert_eq!(out.status.code(), Some(255), "{}", out.stderr);
-    assert!(out.stderr.contains("through jump host root@127.0.0.1:1"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("through jump host root@127.0.0.1:1"),
+        "{}",
+        out.stderr
+    );
     assert!(out.stderr.contains("Connection refused"), "{}", out.stderr);
 }

@@ -7,9 +7,11 @@
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
+use ftp_tunnel_e2e::checked::checked_round_trip;
 use ftp_tunnel_e2e::clients::{Client, Mode, round_trip};
 use ftp_tunnel_e2e::files::{random_file, sha256_file};
 use ftp_tunnel_e2e::lab::{Lab, ServerKind};
+use ftp_tunnel_e2e::peers::{closed_with_nothing_sent, connect_from};
 use ftp_tunnel_e2e::rawftp::RawFtp;
 use ftp_tunnel_e2e::remote_lab::{RemoteLab, SshKind};
 use ftp_tunnel_e2e::sshd::{Forwarding, SshServer};
@@ -29,29 +31,15 @@ fn transfer(kind: ServerKind, client: Client, mode: Mode) {
     let tunnel = lab.tunnel(bind, &[]).expect("tunnel");
     let target = lab.target(&tunnel);
     let scratch = tempfile::tempdir().expect("scratch");
-    let src = scratch.path().join("src.bin");
-    let out = scratch.path().join("out.bin");
-    let size = 1024 * 1024 + 17;
-    let sum = random_file(&src, size).expect("random file");
-    let name = format!("up-{client}-{}.bin", mode.verb());
-    let rt = round_trip(client, mode, &target, &src, &name, &out).expect("round trip");
-    assert!(rt.listing.contains(&name), "listing lacks {name}:\n{}", rt.listing);
-    assert_eq!(sha256_file(&lab.uploaded(&name)).expect("hash"), sum, "upload corrupted");
-    assert_eq!(sha256_file(&out).expect("hash"), sum, "download corrupted");
-    tunnel
-        .wait_transfer(WAIT, |t| t.to_server == size)
-        .expect("the upload's bytes crossed SSH");
-    tunnel
-        .wait_transfer(WAIT, |t| t.to_client == size)
-        .expect("the download's bytes crossed SSH");
-    let lines = poll_until(WAIT, || {
-        let l = tunnel.transfer_lines();
-        Ok((l.len() >= 3).then_some(l))
-    })
-    .expect("three transfers (STOR, LIST, RETR) logged");
-    for l in &lines {
-        assert_eq!(l.mode, mode.kind(), "wrong mode in {l:?}");
-    }
+    checked_round_trip(
+        &tunnel,
+        lab.server.as_ref(),
+        &target,
+        client,
+        mode,
+        scratch.path(),
+        1024 * 1024 + 17,
+    );
 }
 
 macro_rules! remote_cases {
@@ -150,8 +138,8 @@ fn a_stranger_on_the_remote_data_listener_is_refused_and_the_client_served() {
     let data = ftp.epsv().expect("EPSV");
     // The stranger comes from another loopback address than the client's 127.0.0.1, and
     // first.
-    let stranger = socket2_connect_from([127, 0, 0, 2], data);
-    assert!(stranger.is_some(), "the stranger could not connect at all");
+    let mut stranger =
+        connect_from([127, 0, 0, 2], data, WAIT).expect("the stranger could not connect at all");
     ftp.send("LIST").expect("LIST");
     let mut client_data = TcpStream::connect(data).expect("the client's data connection");
     let reply = ftp.read_reply().expect("150");
@@ -161,14 +149,7 @@ fn a_stranger_on_the_remote_data_listener_is_refused_and_the_client_served() {
     let done = ftp.read_reply().expect("226");
     assert_eq!(done.class(), 2, "{done:?}");
     // The stranger got nothing: its connection was closed without a byte.
-    if let Some(mut stranger) = stranger {
-        let mut buf = [0u8; 64];
-        stranger
-            .set_read_timeout(Some(WAIT))
-            .expect("timeout");
-        let n = std::io::Read::read(&mut stranger, &mut buf).unwrap_or(0);
-        assert_eq!(n, 0, "the stranger received data");
-    }
+    closed_with_nothing_sent(&mut stranger, WAIT).expect("the stranger received data");
     poll_until(WAIT, || {
         Ok(tunnel
             .lines()
@@ -177,17 +158,6 @@ fn a_stranger_on_the_remote_data_listener_is_refused_and_the_client_served() {
             .then_some(()))
     })
     .expect("the refusal is logged");
-}
-
-/// Connects to `to` from `from` (a second loopback address), or `None` if that fails.
-fn socket2_connect_from(from: [u8; 4], to: SocketAddr) -> Option<TcpStream> {
-    use socket2::{Domain, SockAddr, Socket, Type};
-    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).ok()?;
-    socket
-        .bind(&SockAddr::from(SocketAddr::from((from, 0))))
-        .ok()?;
-    socket.connect(&SockAddr::from(to)).ok()?;
-    Some(TcpStream::from(socket))
 }
 
 fn many_transfers(lab_target: &ftp_tunnel_e2e::clients::Target, count: usize) {

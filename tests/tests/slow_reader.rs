@@ -1,5 +1,8 @@
-//! One session's stalled data connection must not stall another session's control
-//! connection on the same tunnel (per-channel flow control, no head-of-line blocking).
+//! One session's stalled download must not stall anything else on the same tunnel, which
+//! carries everything on one SSH connection (per-channel flow control, no head-of-line
+//! blocking): another session's commands answer promptly, ftp-tunnel's memory stays bounded
+//! by the channel window, the server's keepalives and rekeys go through, and the download
+//! completes intact once the client reads again.
 
 use std::io::Read;
 use std::net::{SocketAddr, TcpStream};
@@ -12,19 +15,33 @@ use ftp_tunnel_e2e::lab::{Lab, ServerKind};
 use ftp_tunnel_e2e::rawftp::RawFtp;
 use ftp_tunnel_e2e::sshd::Forwarding;
 
-const SIZE: u64 = 300 * 1024 * 1024;
+const SIZE: u64 = 1024 * 1024 * 1024;
 const STALL: Duration = Duration::from_secs(10);
-const COMMANDS: usize = 20;
+/// Session B's commands are spread over this first part of the stall; the rest is quiet,
+/// so that sshd's keepalive probes (`ClientAliveInterval`) are the only traffic.
+const BUSY: Duration = Duration::from_secs(6);
+const COMMANDS: usize = 16;
+const MAX_RSS_GROWTH_KIB: u64 = 8 * 1024;
+
+/// Keepalive probes after a second of silence, disconnect after three unanswered ones; a
+/// rekey every 64 MiB and every 2 seconds.
+const SSHD_EXTRA: &str = "ClientAliveInterval 1\nClientAliveCountMax 3\nRekeyLimit 64M 2s\n";
 
 #[test]
 fn stalled_download_does_not_block_other_sessions() {
-    let lab = Lab::new(ServerKind::Vsftpd, Forwarding::Yes).expect("lab");
+    let lab = Lab::with_sshd_config(ServerKind::Vsftpd, Forwarding::Yes, SSHD_EXTRA).expect("lab");
     let tunnel = lab.tunnel().expect("tunnel");
+    let pid = tunnel.pid().expect("tunnel pid");
     let name = "big.bin";
     sparse_file(&lab.uploaded(name), SIZE).expect("sparse file");
     let expected = std::thread::spawn(|| zeros_sha256(SIZE));
     let addr = SocketAddr::from(([127, 0, 0, 1], tunnel.port()));
     let timeout = Duration::from_secs(60);
+
+    // Session B first, so that its login is not part of the measurement.
+    let (mut b, _) = RawFtp::connect(addr, timeout).expect("session B");
+    b.login(lab.server.user(), lab.server.pass())
+        .expect("login B");
 
     // Session A: start the download, then leave the data socket unread.
     let (mut a, _) = RawFtp::connect(addr, timeout).expect("session A");
@@ -37,14 +54,14 @@ fn stalled_download_does_not_block_other_sessions() {
     let r = a.cmd(&format!("RETR pub/{name}")).expect("RETR");
     assert_eq!(r.class(), 1, "{r:?}");
     let stalled_at = Instant::now();
+    let rss_before = rss_kib(pid);
+    let rekeys_before = rekeys(&lab);
 
-    // Session B on the same tunnel: its commands must answer promptly during the stall.
-    // The commands are spread over the stall so they meet full buffers, not just its start.
-    let (mut b, _) = RawFtp::connect(addr, timeout).expect("session B");
-    b.login(lab.server.user(), lab.server.pass())
-        .expect("login B");
-    let pace = (STALL - Duration::from_secs(2)) / COMMANDS as u32;
+    // Session B's commands must answer promptly during the stall; spread over it so that
+    // they meet full buffers, not just its start.
+    let pace = BUSY / COMMANDS as u32;
     let mut worst = Duration::ZERO;
+    let mut rss_max = rss_before;
     for i in 0..COMMANDS {
         let verb = if i % 2 == 0 { "NOOP" } else { "PWD" };
         let start = Instant::now();
@@ -56,16 +73,33 @@ fn stalled_download_does_not_block_other_sessions() {
             "{verb} #{i} took {rtt:?} during the stall"
         );
         worst = worst.max(rtt);
+        rss_max = rss_max.max(rss_kib(pid));
         std::thread::sleep(pace.saturating_sub(rtt));
     }
-    eprintln!("session B: {COMMANDS} commands during the stall, worst round trip {worst:?}");
-    if let Some(rest) = STALL.checked_sub(stalled_at.elapsed()) {
-        std::thread::sleep(rest);
+    // The quiet part: nothing but sshd's keepalives, which must be answered.
+    while stalled_at.elapsed() < STALL {
+        rss_max = rss_max.max(rss_kib(pid));
+        std::thread::sleep(Duration::from_millis(100));
     }
+    let rekeys_during = rekeys(&lab) - rekeys_before;
+    eprintln!(
+        "stall: session B worst round trip {worst:?}; RSS {rss_before} KiB -> max {rss_max} KiB; \
+         {rekeys_during} rekeys"
+    );
+    assert!(
+        rss_max - rss_before <= MAX_RSS_GROWTH_KIB,
+        "ftp-tunnel's RSS grew by {} KiB during the stall",
+        rss_max - rss_before
+    );
+    assert!(
+        rekeys_during >= 2,
+        "sshd completed {rekeys_during} rekeys during the stall"
+    );
+    assert_eq!(b.cmd("NOOP").expect("NOOP after the quiet part").code, 200);
 
     // Session A resumes and must get every byte.
     let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 16];
+    let mut buf = vec![0u8; 1 << 18];
     let mut total = 0u64;
     loop {
         let n = data.read(&mut buf).expect("read data after the stall");
@@ -86,4 +120,30 @@ fn stalled_download_does_not_block_other_sessions() {
         .wait_transfer(Duration::from_secs(15), |t| t.to_client == SIZE)
         .expect("the download crossed SSH");
     assert_eq!(b.cmd("NOOP").expect("NOOP").code, 200);
+
+    let log = lab.sshd.log();
+    assert!(
+        !log.contains("not responding"),
+        "sshd gave up on the client's keepalive answers"
+    );
+    assert_eq!(
+        log.matches("Accepted publickey").count(),
+        1,
+        "two sessions and a download on one SSH connection"
+    );
+}
+
+/// The resident set size of process `pid`, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS")
+}
+
+/// Key exchanges sshd has completed so far (the first one included).
+fn rekeys(lab: &Lab) -> usize {
+    lab.sshd.log().matches("SSH2_MSG_NEWKEYS received").count()
 }

@@ -3,10 +3,8 @@
 //! Each case asserts the data is intact (SHA-256 on both ends) and that its bytes really
 //! crossed the SSH connection (the tunnel's `data transfer finished` lines).
 
-use std::time::Duration;
-
-use ftp_tunnel_e2e::clients::{Client, Mode, round_trip};
-use ftp_tunnel_e2e::files::{random_file, sha256_file};
+use ftp_tunnel_e2e::checked::checked_round_trip;
+use ftp_tunnel_e2e::clients::{Client, Mode};
 use ftp_tunnel_e2e::lab::{Lab, ServerKind};
 use ftp_tunnel_e2e::sshd::Forwarding;
 use ftp_tunnel_e2e::tunnel::Tunnel;
@@ -23,40 +21,15 @@ fn transfer(kind: ServerKind, client: Client, mode: Mode, size: u64) {
     };
     let tunnel = Tunnel::ftp_with(&lab.sshd, bind, lab.server.port(), &[]).expect("tunnel");
     let target = lab.target(&tunnel);
-
-    let src = lab.scratch().join("src.bin");
-    let out = lab.scratch().join("out.bin");
-    let sum = random_file(&src, size).expect("random file");
-    let name = format!("up-{client}-{}.bin", mode.verb());
-    let rt = round_trip(client, mode, &target, &src, &name, &out).expect("round trip");
-
-    assert!(
-        rt.listing.contains(&name),
-        "listing lacks {name}:\n{}",
-        rt.listing
+    checked_round_trip(
+        &tunnel,
+        lab.server.as_ref(),
+        &target,
+        client,
+        mode,
+        lab.scratch(),
+        size,
     );
-    assert_eq!(
-        sha256_file(&lab.uploaded(&name)).expect("hash"),
-        sum,
-        "upload corrupted"
-    );
-    assert_eq!(sha256_file(&out).expect("hash"), sum, "download corrupted");
-
-    let wait = Duration::from_secs(15);
-    tunnel
-        .wait_transfer(wait, |t| t.to_server == size)
-        .expect("the upload's bytes crossed SSH");
-    tunnel
-        .wait_transfer(wait, |t| t.to_client == size)
-        .expect("the download's bytes crossed SSH");
-    let lines = ftp_tunnel_e2e::poll_until(wait, || {
-        let l = tunnel.transfer_lines();
-        Ok((l.len() >= 3).then_some(l))
-    })
-    .expect("three transfers (STOR, LIST, RETR) logged");
-    for l in &lines {
-        assert_eq!(l.mode, mode.kind(), "wrong mode in {l:?}");
-    }
 }
 
 macro_rules! transfer_cases {

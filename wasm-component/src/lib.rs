@@ -25,8 +25,8 @@ mod bindings {
     });
 }
 
+use bindings::exports::ftp_tunnel::plugin::control::Session as SessionHandle;
 use bindings::exports::ftp_tunnel::plugin::control::{Guest, GuestSession};
-use bindings::exports::ftp_tunnel::plugin::control::{Session as SessionHandle};
 use bindings::ftp_tunnel::plugin::types as wit;
 
 /// The component's export implementation.

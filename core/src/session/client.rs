@@ -17,7 +17,16 @@ use crate::framing::Line;
 impl Session {
     pub(super) fn on_client_line(&mut self, line: Line) {
         if line.overlong {
-            self.send_server(line.raw);
+            // Never relayed, not even in part: a server with a shorter line limit might act
+            // on a prefix nobody checked (a PORT naming another host, a command a policy
+            // would deny). The client hears one refusal, once its line has ended.
+            if line.is_terminated() {
+                let reply = format!(
+                    "500 Command line too long (the limit is {} bytes); nothing was sent.\r\n",
+                    self.config.max_line.max(512)
+                );
+                self.refuse(NoteKind::Malformed, "(an overlong command line)", reply);
+            }
             return;
         }
         if line.content().contains(&0) {

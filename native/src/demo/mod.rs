@@ -25,14 +25,14 @@ use russh::keys::HashAlg;
 use sha2::{Digest, Sha256};
 use tokio::sync::broadcast;
 
-use ftp_tunnel_core::session::DataMode;
-use crate::spec::ForwardSpec;
-use crate::ssh::{SshOptions, StrictHostKeyChecking};
 use crate::events::TunnelEvent;
 use crate::settings::FtpSettings;
+use crate::spec::ForwardSpec;
+use crate::ssh::{SshOptions, StrictHostKeyChecking};
 use crate::tunnel::{Tunnel, TunnelConfig};
 use ftp_client::{FtpMode, Payload, hex};
 use ftp_server::FtpServer;
+use ftp_tunnel_core::session::DataMode;
 use report::{ModeReport, RewriteLine, TunnelTransfer};
 use ssh_server::{SshServer, generate_ed25519, private_key_openssh};
 
@@ -131,6 +131,7 @@ async fn run_in(opts: &DemoOptions, work: &Path) -> anyhow::Result<()> {
         forwards: vec![forward],
         remote_forwards: vec![],
         ftp: FtpSettings::default(),
+        admin: Default::default(),
     })
     .await
     .context("the tunnel could not start")?;

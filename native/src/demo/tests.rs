@@ -242,8 +242,8 @@ async fn ssh_server_direct_tcpip_and_remote_forward() {
 /// StrictHostKeyChecking=yes, the tunnel refuses to start against the demo SSH server.
 #[tokio::test]
 async fn tunnel_refuses_a_wrong_host_key() {
-    use crate::ssh::{SshOptions, StrictHostKeyChecking};
     use crate::settings::FtpSettings;
+    use crate::ssh::{SshOptions, StrictHostKeyChecking};
     use crate::tunnel::{Tunnel, TunnelConfig};
 
     let dir = tempfile::tempdir().unwrap();
@@ -290,6 +290,7 @@ async fn tunnel_refuses_a_wrong_host_key() {
         forwards: vec![],
         remote_forwards: vec![],
         ftp: FtpSettings::default(),
+        admin: Default::default(),
     };
     let started = tokio::time::timeout(DEADLINE, Tunnel::start(config))
         .await

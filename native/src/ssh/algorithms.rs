@@ -81,11 +81,8 @@ impl Algorithms {
                 .collect();
             // The extension pseudo-algorithms (ext-info-c, strict kex) are not the user's to
             // list; they stay at the end whatever the list says.
-            let (extensions, real): (Vec<kex::Name>, Vec<kex::Name>) = out
-                .kex
-                .iter()
-                .copied()
-                .partition(|n| !all.contains(n));
+            let (extensions, real): (Vec<kex::Name>, Vec<kex::Name>) =
+                out.kex.iter().copied().partition(|n| !all.contains(n));
             let mut list = edit("KexAlgorithms", spec, &real, &all, |n| n.as_ref())?;
             list.extend(extensions);
             out.kex = Cow::Owned(list);

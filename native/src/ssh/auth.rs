@@ -183,7 +183,8 @@ pub(crate) async fn authenticate(
         }
         let result = match method.as_str() {
             "publickey" if opts.auth.pubkey => {
-                auth.publickey(identities.take().unwrap_or_default()).await?
+                auth.publickey(identities.take().unwrap_or_default())
+                    .await?
             }
             "keyboard-interactive" if opts.auth.kbd_interactive && !opts.auth.batch_mode => {
                 auth.keyboard_interactive().await?
@@ -203,10 +204,7 @@ pub(crate) async fn authenticate(
 }
 
 fn names(methods: &russh::MethodSet) -> Vec<String> {
-    methods
-        .iter()
-        .map(|m| <&str>::from(m).to_owned())
-        .collect()
+    methods.iter().map(|m| <&str>::from(m).to_owned()).collect()
 }
 
 impl Auth<'_> {
@@ -243,7 +241,10 @@ impl Auth<'_> {
         Ok(self.rsa_hash.flatten())
     }
 
-    async fn publickey(&mut self, identities: Vec<Identity>) -> Result<Option<Credential>, SshError> {
+    async fn publickey(
+        &mut self,
+        identities: Vec<Identity>,
+    ) -> Result<Option<Credential>, SshError> {
         let configured: Vec<PublicKey> = identities
             .iter()
             .filter_map(|i| match i {

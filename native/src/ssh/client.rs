@@ -105,7 +105,11 @@ impl SshConnection {
             }
             None => {
                 let tcp = connect_tcp(opts, opts.connect_timeout).await?;
-                (None, None, Some(tokio::io::BufReader::with_capacity(SSH_READ_BUFFER, tcp)))
+                (
+                    None,
+                    None,
+                    Some(tokio::io::BufReader::with_capacity(SSH_READ_BUFFER, tcp)),
+                )
             }
         };
 
@@ -130,14 +134,13 @@ impl SshConnection {
                 (None, Some(s)) => client::connect_stream(config, s, handler).await,
                 (None, None) => unreachable!("one stream is always set"),
             };
-            let mut handle = connected
-                .map_err(|e| match e {
-                    SshError::Protocol(e) => SshError::Handshake {
-                        addr: addr.clone(),
-                        reason: e.to_string(),
-                    },
-                    other => other,
-                })?;
+            let mut handle = connected.map_err(|e| match e {
+                SshError::Protocol(e) => SshError::Handshake {
+                    addr: addr.clone(),
+                    reason: e.to_string(),
+                },
+                other => other,
+            })?;
             let auth_key = authenticate(&mut handle, opts, login, &prompting).await?;
             Ok::<_, SshError>((handle, auth_key))
         };
@@ -544,7 +547,12 @@ fn client_config(opts: &SshOptions, pinned: Option<&Pinned>) -> client::Config {
             cipher: ciphers.into(),
             key: key_algs.into(),
             compression: if opts.compression {
-                vec![compression::ZLIB_LEGACY, compression::ZLIB, compression::NONE].into()
+                vec![
+                    compression::ZLIB_LEGACY,
+                    compression::ZLIB,
+                    compression::NONE,
+                ]
+                .into()
             } else {
                 vec![compression::NONE].into()
             },

@@ -271,7 +271,12 @@ pub fn append(path: &Path, host: &str, port: u16, key: &PublicKey, hash: bool) -
 /// `|1|base64(salt)|base64(HMAC-SHA1(salt, name))`, OpenSSH's hashed host name.
 pub fn hashed_name(name: &str, salt: &[u8; 20]) -> String {
     let mac = <Hmac<Sha1> as KeyInit>::new_from_slice(salt)
-        .map(|m| m.chain_update(name.as_bytes()).finalize().into_bytes().to_vec())
+        .map(|m| {
+            m.chain_update(name.as_bytes())
+                .finalize()
+                .into_bytes()
+                .to_vec()
+        })
         .unwrap_or_default();
     format!("|1|{}|{}", BASE64.encode(salt), BASE64.encode(&mac))
 }
@@ -392,7 +397,10 @@ mod tests {
         let p = dir.path().join("known_hosts");
         append(&p, "gw.example.net", 2222, &key(K1), true).unwrap();
         let text = std::fs::read_to_string(&p).unwrap();
-        assert!(text.starts_with("|1|") && !text.contains("gw.example"), "{text}");
+        assert!(
+            text.starts_with("|1|") && !text.contains("gw.example"),
+            "{text}"
+        );
         assert_eq!(
             check(&p, "gw.example.net", 2222, &key(K1)).unwrap(),
             HostKeyStatus::Known

@@ -1,28 +1,23 @@
-//! The SSH client layer: connections, forwards and the connection pool.
+//! The SSH client layer: the connection, its channels and remote forwards.
 //!
-//! # Why data forwards get their own SSH connection
+//! # Everything on one connection
 //!
-//! russh 0.65 refills a channel's receive window when data *arrives*, not when the
-//! application reads it: in `client/encrypted.rs` the `CHANNEL_DATA` branch first calls
-//! `adjust_window_size` (which sends `CHANNEL_WINDOW_ADJUST` as soon as the window is below
-//! half of `Config::window_size`) and then does `chan.send(ChannelMsg::Data{..}).await` into
-//! the channel's bounded `mpsc` (capacity `Config::channel_buffer_size`, 100 messages). So
-//! the SSH window never holds back a server that outruns a slow reader; instead, once those
-//! 100 messages are queued, that `.await` parks the session loop (`Session::run_inner`),
-//! and with it every channel of the connection: the FTP control channel and all other
-//! transfers stop until the slow reader reads.
+//! FTP control channels, data channels (`direct-tcpip` for passive mode, `forwarded-tcpip`
+//! for active mode) and plain TCP forwards all share the one authenticated connection, as
+//! with OpenSSH: one TCP connection, one key exchange, one authentication (one prompt, one
+//! line in the server's auth log) per tunnel.
 //!
-//! The API offers no way around it: `Handler::adjust_window` only changes a
-//! session-wide target that `CHANNEL_DATA` handling does not use (it passes
-//! `config.window_size`), a bigger `channel_buffer_size` only moves the cliff, and reading
-//! in `Handler::data` instead still goes through the same bounded send first.
+//! That takes per-channel flow control, which russh 0.65 did not have: it re-opened a
+//! channel's receive window when data *arrived*, and its session loop awaited a send into
+//! the channel's bounded queue, so one stalled reader froze every channel of the
+//! connection. The workspace builds a patched russh (`vendor/russh`, see its
+//! `PATCHES.md`): a channel's queue never blocks the session loop, and its window is
+//! re-opened as the application takes data out of it (OpenSSH's rule). A channel nobody
+//! reads therefore stops its sender after one window (2 MiB, which is also what such a
+//! channel can hold in memory) while the others keep flowing.
 //!
-//! So: FTP control channels live on the pool's control connection (their traffic is small
-//! and always read), and each data forward leases a data connection for its lifetime
-//! ([`SshPool::lease_data`]). A slow FTP client then stalls only its own connection. Idle
-//! data connections are kept (up to 8) and reused by the next lease, so a run of small
-//! transfers pays the SSH handshake once; they are opened lazily, verify the host key the
-//! control connection verified (no second prompt) and authenticate with its key.
+//! `-o SeparateDataConnections=yes` brings back a connection per data forward (see
+//! [`pool`] for when that helps).
 //!
 //! # Tuning (measured on the team's machines)
 //!
@@ -39,10 +34,10 @@ pub mod client;
 mod error;
 mod handler;
 mod jump;
-mod prompt;
 pub mod known_hosts;
 pub mod options;
 pub mod pool;
+mod prompt;
 pub mod tuned_stream;
 
 pub use client::{RemoteForward, SshConnection, SshError};

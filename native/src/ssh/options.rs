@@ -68,6 +68,10 @@ pub struct SshOptions {
     pub jump: Option<Box<SshOptions>>,
     /// How to log in: agent, identity files, passwords.
     pub auth: AuthSettings,
+    /// Give each data forward an SSH connection of its own (`-o SeparateDataConnections`)
+    /// instead of a channel on the one connection. Off by default; see
+    /// [`SshPool`](super::SshPool) for when it helps.
+    pub separate_data_connections: bool,
 }
 
 /// OpenSSH's `AddressFamily` (`-4` / `-6`).
@@ -161,6 +165,7 @@ impl SshOptions {
             server_alive: None,
             jump: None,
             auth: AuthSettings::default(),
+            separate_data_connections: false,
         }
     }
 

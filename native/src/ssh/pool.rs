@@ -1,5 +1,17 @@
-//! A control connection plus a pool of data connections; see the module doc of
-//! [`crate::ssh`] for why data forwards get a connection of their own.
+//! The SSH connection of a tunnel, and, only with `-o SeparateDataConnections=yes`, extra
+//! connections for data forwards.
+//!
+//! By default every channel (FTP control, `direct-tcpip` and `forwarded-tcpip` data, plain
+//! TCP forwards) is carried on the one authenticated connection: the patched russh gives
+//! each channel its own flow control, so a stalled reader holds up only its own channel
+//! (see the module doc of [`crate::ssh`]). [`SshPool::lease_data`] then hands out that
+//! connection.
+//!
+//! Separate data connections are for when one connection is the bottleneck: OpenSSH's sshd
+//! encrypts a connection on one CPU core, so parallel bulk transfers on one connection
+//! share that core, and one TCP connection's losses delay all its channels. They cost a
+//! TCP connection, a key exchange and an authentication each (idle ones are reused), run
+//! into `MaxStartups` and per-user connection limits, and show in the server's auth log.
 
 use std::ops::Deref;
 use std::sync::{Arc, Mutex};
@@ -15,7 +27,7 @@ const MAX_IDLE: usize = 8;
 /// not open dozens of handshakes together.
 const MAX_CONCURRENT_HANDSHAKES: usize = 4;
 
-/// The control connection and the data connections of one tunnel.
+/// The connection of one tunnel (and its separate data connections, if enabled).
 #[derive(Debug)]
 pub struct SshPool {
     opts: SshOptions,
@@ -25,7 +37,7 @@ pub struct SshPool {
 }
 
 impl SshPool {
-    /// Connects the control connection now, so that errors surface at startup.
+    /// Connects and authenticates now, so that errors surface at startup.
     pub async fn connect(opts: SshOptions) -> Result<Arc<SshPool>, SshError> {
         let control = SshConnection::connect(&opts).await?;
         Ok(Arc::new(SshPool {
@@ -36,18 +48,30 @@ impl SshPool {
         }))
     }
 
-    /// Connection for FTP control channels.
+    /// The tunnel's connection: FTP control channels, and by default everything else.
     pub fn control(&self) -> &Arc<SshConnection> {
         &self.control
     }
 
-    /// A connection for one data forward's lifetime (a `direct-tcpip` channel or a remote
-    /// forward): an idle one if there is one, else a new one. Later connections accept only
-    /// the host key the control connection verified and reuse its key, so they never prompt.
+    /// Whether data forwards get connections of their own.
+    pub fn separate_data_connections(&self) -> bool {
+        self.opts.separate_data_connections
+    }
+
+    /// The connection for one data forward (a `direct-tcpip` channel or a remote forward).
+    /// By default the tunnel's one connection. With separate data connections, an idle one
+    /// if there is one, else a new one, which accepts only the host key the first
+    /// connection verified and reuses its key, so it never prompts.
     ///
-    /// Keep the lease until the forward's channels are finished: the connection goes back
-    /// to the pool when the lease is dropped.
+    /// Keep the lease until the forward's channels are finished: a separate connection goes
+    /// back to the pool when the lease is dropped.
     pub async fn lease_data(&self) -> Result<DataLease, SshError> {
+        if !self.opts.separate_data_connections {
+            return Ok(DataLease {
+                conn: Some(Arc::clone(&self.control)),
+                idle: None,
+            });
+        }
         if let Some(conn) = self.take_idle() {
             return Ok(self.lease(conn));
         }
@@ -72,7 +96,7 @@ impl SshPool {
         None
     }
 
-    /// Number of idle data connections (for diagnostics and tests).
+    /// Number of idle separate data connections (for diagnostics and tests).
     pub fn idle_count(&self) -> usize {
         self.idle.lock().map(|i| i.len()).unwrap_or(0)
     }
@@ -80,11 +104,11 @@ impl SshPool {
     fn lease(&self, conn: Arc<SshConnection>) -> DataLease {
         DataLease {
             conn: Some(conn),
-            idle: Arc::clone(&self.idle),
+            idle: Some(Arc::clone(&self.idle)),
         }
     }
 
-    /// Disconnects the control connection and every idle data connection.
+    /// Disconnects the connection and every idle data connection.
     pub async fn disconnect(&self) {
         let idle: Vec<_> = self
             .idle
@@ -98,11 +122,13 @@ impl SshPool {
     }
 }
 
-/// Exclusive use of a data connection; returns it to the pool on drop.
+/// The connection a data forward uses. A separate data connection is used exclusively and
+/// returns to the pool on drop; the shared connection is simply shared.
 #[derive(Debug)]
 pub struct DataLease {
     conn: Option<Arc<SshConnection>>,
-    idle: Arc<Mutex<Vec<Arc<SshConnection>>>>,
+    /// Where a separate connection goes back to; `None` for the shared connection.
+    idle: Option<Arc<Mutex<Vec<Arc<SshConnection>>>>>,
 }
 
 impl Deref for DataLease {
@@ -116,13 +142,15 @@ impl Deref for DataLease {
 
 impl Drop for DataLease {
     fn drop(&mut self) {
-        let Some(conn) = self.conn.take() else { return };
+        let (Some(conn), Some(idle)) = (self.conn.take(), self.idle.take()) else {
+            return;
+        };
         // Someone else still holds it (e.g. a RemoteForward not yet dropped): it is not idle,
         // and handing it out again could share a stalled connection.
         if conn.is_closed() || Arc::strong_count(&conn) > 1 {
             return;
         }
-        if let Ok(mut idle) = self.idle.lock()
+        if let Ok(mut idle) = idle.lock()
             && idle.len() < MAX_IDLE
         {
             idle.push(conn);

@@ -3,8 +3,8 @@
 
 use crate::spec::ForwardSpec;
 use crate::ssh::StrictHostKeyChecking;
-use crate::ssh::options::AddressFamily;
 use crate::ssh::algorithms::Algorithms;
+use crate::ssh::options::AddressFamily;
 
 /// The settings for one destination, gathered from `-o` options and configuration files.
 /// `None` / empty = not set (yet): the first value met wins, as in OpenSSH.
@@ -107,7 +107,10 @@ pub fn apply(
         match args {
             [one] => Ok(one.as_str()),
             [] => Err(format!("{keyword}: missing argument")),
-            _ => Err(format!("{keyword}: expected one argument, got {}", args.len())),
+            _ => Err(format!(
+                "{keyword}: expected one argument, got {}",
+                args.len()
+            )),
         }
     };
     match keyword {
@@ -217,7 +220,11 @@ pub fn apply(
                 "any" => AddressFamily::Any,
                 "inet" => AddressFamily::Inet,
                 "inet6" => AddressFamily::Inet6,
-                other => return Err(format!("AddressFamily: expected any, inet or inet6, got {other:?}")),
+                other => {
+                    return Err(format!(
+                        "AddressFamily: expected any, inet or inet6, got {other:?}"
+                    ));
+                }
             };
             set(&mut cfg.address_family, family, active)
         }

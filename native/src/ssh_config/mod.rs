@@ -99,7 +99,8 @@ pub fn read_option(option: &str, host: &str, cfg: &mut HostConfig) -> Result<App
     let (keyword, args) = split_line(option)
         .map_err(|e| format!("-o {option}: {e}"))?
         .ok_or_else(|| format!("-o {option}: empty option"))?;
-    apply(cfg, &keyword, &args, true).map_err(|e| format!("-o {option}: {e}"))
+    apply(cfg, &keyword, &args, true)
+        .map_err(|e| format!("-o {option}: {e}"))
         .inspect(|_| tracing::trace!(%host, option, "command-line option"))
 }
 
@@ -152,9 +153,8 @@ fn read_text(
                         ctx.ssh_dir().join(pattern)
                     };
                     for path in expand_glob(&pattern) {
-                        let included = std::fs::read_to_string(&path).map_err(|e| {
-                            err(format!("Include {}: {e}", path.display()))
-                        })?;
+                        let included = std::fs::read_to_string(&path)
+                            .map_err(|e| err(format!("Include {}: {e}", path.display())))?;
                         read_text(
                             &included,
                             &path.display().to_string(),
@@ -170,7 +170,9 @@ fn read_text(
             _ => match apply(cfg, &keyword, &args, active).map_err(err)? {
                 Applied::Known => {}
                 Applied::Unknown => {
-                    tracing::debug!("{name} line {line_no}: {keyword} is not used by ftp-tunnel; skipped")
+                    tracing::debug!(
+                        "{name} line {line_no}: {keyword} is not used by ftp-tunnel; skipped"
+                    )
                 }
             },
         }
@@ -331,14 +333,33 @@ mod tests {
             e.to_string(),
             format!("{file} line 2: expected a port number, got \"nope\"")
         );
-        let e = read("\nMatch host x\n", "x", dir.path()).unwrap_err().to_string();
+        let e = read("\nMatch host x\n", "x", dir.path())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains(" line 2: Match is not supported"), "{e}");
-        let e = read("User \"open\n", "x", dir.path()).unwrap_err().to_string();
+        let e = read("User \"open\n", "x", dir.path())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("line 1: unterminated quote"), "{e}");
         let mut cfg = HostConfig::default();
-        let e = read_file(&dir.path().join("nope"), "x", &mut cfg, &ctx(dir.path()), true);
+        let e = read_file(
+            &dir.path().join("nope"),
+            "x",
+            &mut cfg,
+            &ctx(dir.path()),
+            true,
+        );
         assert!(matches!(e, Err(SshConfigError::Read { .. })));
-        assert!(read_file(&dir.path().join("nope"), "x", &mut cfg, &ctx(dir.path()), false).is_ok());
+        assert!(
+            read_file(
+                &dir.path().join("nope"),
+                "x",
+                &mut cfg,
+                &ctx(dir.path()),
+                false
+            )
+            .is_ok()
+        );
         // Unknown keywords are skipped.
         assert!(read("ControlMaster auto\nSendEnv LANG LC_*\n", "x", dir.path()).is_ok());
     }
@@ -349,9 +370,18 @@ mod tests {
         let ssh = dir.path().join(".ssh");
         std::fs::create_dir_all(ssh.join("conf.d")).unwrap();
         std::fs::write(ssh.join("conf.d/10-a.conf"), "Host a\n  Port 1001\n").unwrap();
-        std::fs::write(ssh.join("conf.d/20-b.conf"), "Host a b\n  Port 1002\n  User b\n").unwrap();
+        std::fs::write(
+            ssh.join("conf.d/20-b.conf"),
+            "Host a b\n  Port 1002\n  User b\n",
+        )
+        .unwrap();
         std::fs::write(ssh.join("conf.d/bad.conf"), "Port x\n").unwrap();
-        let cfg = read("Include conf.d/*-?.conf\nHost a\n  Port 9\n", "a", dir.path()).unwrap();
+        let cfg = read(
+            "Include conf.d/*-?.conf\nHost a\n  Port 9\n",
+            "a",
+            dir.path(),
+        )
+        .unwrap();
         assert_eq!((cfg.port, cfg.user.as_deref()), (Some(1001), Some("b")));
         // An Include inside a Host block that does not apply adds nothing.
         let cfg = read("Host zzz\n  Include conf.d/2*\n", "b", dir.path()).unwrap();
@@ -360,7 +390,9 @@ mod tests {
         assert!(e.to_string().contains("bad.conf line 1:"), "{e}");
         // A loop ends at the depth limit with a clear error.
         std::fs::write(ssh.join("loop"), "Include loop\n").unwrap();
-        let e = read("Include loop\n", "a", dir.path()).unwrap_err().to_string();
+        let e = read("Include loop\n", "a", dir.path())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("nested too deeply"), "{e}");
     }
 
