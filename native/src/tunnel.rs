@@ -204,12 +204,13 @@ impl Tunnel {
         let control = self.shared.pool.control().clone();
         let result = tokio::select! {
             () = shutdown => Ok(()),
-            closed = control.closed() => Err(TunnelError::ConnectionLost {
-                host: self.host.clone(),
-                reason: match closed {
-                    Ok(()) => "closed by the server".to_owned(),
-                    Err(error) => error.to_string(),
+            closed = control.closed() => Err(match closed {
+                Ok(()) => TunnelError::ConnectionLost {
+                    host: self.host.clone(),
+                    reason: "closed by the server".to_owned(),
                 },
+                // Already says which connection and why.
+                Err(error) => TunnelError::Ssh(error),
             }),
         };
         tasks.shutdown().await;

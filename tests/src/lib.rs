@@ -20,6 +20,7 @@ pub mod pyftpd;
 pub mod rawftp;
 pub mod remote_lab;
 pub mod sshd;
+pub mod terminal;
 pub mod tunnel;
 pub mod vsftpd;
 

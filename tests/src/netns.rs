@@ -97,6 +97,13 @@ impl NetNs {
         self.ns_ip
     }
 
+    /// Takes the root namespace's end of the veth link down: from then on nothing crosses
+    /// between the namespaces, and no endpoint is told (no FIN, no RST), as when a cable is
+    /// pulled or a firewall starts dropping.
+    pub fn cut_link(&self) -> Result<()> {
+        run_checked(Command::new("ip").args(["link", "set", &self.host_if, "down"])).map(|_| ())
+    }
+
     /// A `Command` that runs `program args...` inside the namespace.
     pub fn command_in(&self, program: impl AsRef<std::ffi::OsStr>, args: &[&str]) -> Command {
         let mut c = Command::new("ip");

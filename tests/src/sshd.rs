@@ -89,6 +89,19 @@ impl Sshd {
 
     /// Starts sshd on `side` of `ns`'s veth link, with `extra` lines of configuration.
     pub fn start_at(ns: &NetNs, side: Side, forwarding: Forwarding, extra: &str) -> Result<Self> {
+        Self::start_with_flags(ns, side, forwarding, extra, &[])
+    }
+
+    /// Like [`Sshd::start_at`], with `flags` on sshd's command line: `-o Keyword=value` there
+    /// wins over the configuration file, also for keywords a `Match` block cannot set
+    /// (`UsePAM`).
+    pub fn start_with_flags(
+        ns: &NetNs,
+        side: Side,
+        forwarding: Forwarding,
+        extra: &str,
+        flags: &[&str],
+    ) -> Result<Self> {
         let addr = match side {
             Side::Namespace => ns.ns_ip(),
             Side::Host => ns.host_ip(),
@@ -148,6 +161,7 @@ impl Sshd {
         };
         let child = command
             .arg(&cfg)
+            .args(flags)
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)

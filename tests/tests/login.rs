@@ -345,3 +345,58 @@ fn jump_host_and_an_unreachable_one() {
     );
     assert!(out.stderr.contains("Connection refused"), "{}", out.stderr);
 }
+
+#[test]
+fn keyboard_interactive_through_pam_and_a_wrong_answer() {
+    ensure_test_user().expect("test user");
+    let ns = NetNs::new().expect("netns");
+    // PAM asks the questions; for this user keyboard-interactive is the only way in.
+    let sshd = Sshd::start_with_flags(
+        &ns,
+        Side::Namespace,
+        Forwarding::Yes,
+        &format!("Match User {TEST_USER}\n  AuthenticationMethods keyboard-interactive\n"),
+        &["-o", "UsePAM=yes", "-o", "KbdInteractiveAuthentication=yes"],
+    )
+    .expect("sshd");
+    let home = open_tempdir("ftpt-home-").expect("home");
+    let host = sshd.addr().to_string();
+    let good = askpass_script(home.path(), "good", TEST_PASSWORD).expect("askpass");
+    let askpass_env = |script: &Path| {
+        env(
+            home.path(),
+            &[
+                ("SSH_ASKPASS", script),
+                ("SSH_ASKPASS_REQUIRE", Path::new("force")),
+            ],
+        )
+    };
+    let out = run(
+        &args(&sshd, &["-l", TEST_USER, &host]),
+        &askpass_env(&good),
+        DEADLINE,
+    )
+    .expect("run");
+    assert!(out.listening.is_some(), "not logged in:\n{}", out.stderr);
+    assert!(
+        sshd.log().contains(&format!(
+            "Accepted keyboard-interactive/pam for {TEST_USER}"
+        )),
+        "{}",
+        sshd.log()
+    );
+    let asked = std::fs::read_to_string(home.path().join("good.prompts")).expect("prompts");
+    assert!(asked.contains("Password"), "PAM's question: {asked}");
+
+    let bad = askpass_script(home.path(), "bad", "not-it").expect("askpass");
+    let out = run(
+        &args(
+            &sshd,
+            &["-o", "NumberOfPasswordPrompts=2", "-l", TEST_USER, &host],
+        ),
+        &askpass_env(&bad),
+        DEADLINE,
+    )
+    .expect("run");
+    assert_denied(&out, "keyboard-interactive");
+}

@@ -252,10 +252,10 @@ impl Auth<'_> {
                 Identity::Encrypted(_, p) => p.clone(),
             })
             .collect();
-        if let Some(socket) = agent_path(&self.opts.auth.agent) {
-            if let Some(c) = self.agent(&socket, &configured).await? {
-                return Ok(Some(c));
-            }
+        if let Some(socket) = agent_path(&self.opts.auth.agent)
+            && let Some(c) = self.agent(&socket, &configured).await?
+        {
+            return Ok(Some(c));
         }
         for identity in identities {
             if !self.allowed.iter().any(|m| m == "publickey") {

@@ -55,7 +55,7 @@ pub enum SshError {
     },
     /// The server's host key differs from the one recorded: possibly a man-in-the-middle.
     #[error(
-        "ssh: REMOTE HOST IDENTIFICATION HAS CHANGED for {host}: the server now offers {fingerprint}; offending key in {}:{line} (remove it if the change is expected)",
+        "ssh: WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED! The server {host} now offers {fingerprint}. Offending key in {}:{line} (remove it if the change is expected). Host key verification failed.",
         known_hosts.display()
     )]
     HostKeyChanged {

@@ -253,6 +253,10 @@ impl client::Handler for ClientHandler {
             DisconnectReason::ReceivedDisconnect(info) => {
                 format!("the server closed the connection: {}", info.message)
             }
+            // ServerAliveCountMax keepalives went unanswered: OpenSSH's words for it.
+            DisconnectReason::Error(SshError::Protocol(russh::Error::KeepaliveTimeout)) => {
+                format!("Timeout, server {} not responding.", self.host)
+            }
             DisconnectReason::Error(e) => e.to_string(),
         };
         tracing::debug!(host = %self.host, reason = %why, "ssh session ended");
