@@ -1,7 +1,7 @@
 //! Host keys and terminal prompts as `ssh` handles them, against a real OpenSSH sshd:
 //! `StrictHostKeyChecking=ask` really asking on a pseudo-terminal (yes adds the key, no
 //! refuses), `HashKnownHosts` writing a hashed name that is found again, a changed key refused
-//! with OpenSSH's warning naming the offending line, and a passphrase typed on the terminal.
+//! with OpenSSH's warning naming the offending line, an `@revoked` key refused, and a passphrase typed on the terminal.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -203,6 +203,31 @@ fn hashed_known_hosts_are_written_and_found_and_a_changed_key_is_refused() {
         changed.stderr
     );
     assert_eq!(sshd.accepted_logins(), 2, "no login with the changed key");
+
+    // The right key, but marked @revoked (for every host) on line 1: refused, exit 255.
+    let revoked_file = home.path().join("known_hosts_revoked");
+    let valid = std::fs::read_to_string(sshd.known_hosts()).expect("known_hosts");
+    std::fs::write(
+        &revoked_file,
+        format!("@revoked * {}\n{valid}", host_key(&sshd)),
+    )
+    .expect("write");
+    let revoked = run(
+        &args(&sshd, &revoked_file, "yes", &["-i", &key]),
+        &home_env(home.path()),
+        DEADLINE,
+    )
+    .expect("run");
+    assert!(revoked.listening.is_none(), "{}", revoked.stderr);
+    assert_eq!(revoked.status.code(), Some(255), "{}", revoked.stderr);
+    assert!(
+        revoked
+            .stderr
+            .contains(&format!("revoked in {}:1", revoked_file.display())),
+        "{}",
+        revoked.stderr
+    );
+    assert_eq!(sshd.accepted_logins(), 2, "no login with a revoked key");
 }
 
 #[test]
