@@ -118,6 +118,19 @@ impl RawFtp {
         parse_227(&r.text).ok_or_else(|| Error::Ftp(format!("bad 227: {}", r.text)))
     }
 
+    /// EPSV, the data connection, then `RETR path`, checked for a `1xx`: the download is
+    /// under way on the returned connection (its reads time out after `timeout`).
+    pub fn start_retr(&mut self, path: &str, timeout: Duration) -> Result<TcpStream> {
+        let data_addr = self.epsv()?;
+        let data = TcpStream::connect_timeout(&data_addr, timeout)?;
+        data.set_read_timeout(Some(timeout))?;
+        let reply = self.cmd(&format!("RETR {path}"))?;
+        if reply.class() != 1 {
+            return Err(Error::Ftp(format!("RETR refused: {}", reply.text)));
+        }
+        Ok(data)
+    }
+
     /// Sends EPSV and returns the control peer's address with the 229's port.
     pub fn epsv(&mut self) -> Result<SocketAddr> {
         let r = self.cmd("EPSV")?;

@@ -61,6 +61,22 @@ fn run_foreground(args: &[String]) -> std::process::Output {
     out
 }
 
+/// `ssh_args` with `identity` as the key, then `-f -E log`, `extra`, one FTP forward and the
+/// host.
+fn background_args(lab: &Lab, identity: &Path, log: &str, extra: &[&str]) -> Vec<String> {
+    let mut args = ssh_args(&lab.sshd);
+    let i = args.iter().position(|a| a == "-i").expect("-i");
+    args[i + 1] = identity.display().to_string();
+    args.extend(["-f", "-E", log].map(String::from));
+    args.extend(extra.iter().map(|a| a.to_string()));
+    args.extend([
+        "-L".into(),
+        format!("ftp/127.0.0.1:0:127.0.0.1:{}", lab.server.port()),
+        lab.sshd.addr().to_string(),
+    ]);
+    args
+}
+
 fn log_text(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
 }
@@ -71,16 +87,7 @@ fn f_returns_once_up_and_the_tunnel_serves_from_the_background_logging_to_e() {
     let log = lab.scratch().join("tunnel-bg.log");
     let marker = log.display().to_string();
     let _reaper = Reaper(marker.clone());
-    let mut args = ssh_args(&lab.sshd);
-    args.extend([
-        "-f".to_string(),
-        "-N".into(),
-        "-E".into(),
-        marker.clone(),
-        "-L".into(),
-        format!("ftp/127.0.0.1:0:127.0.0.1:{}", lab.server.port()),
-        lab.sshd.addr().to_string(),
-    ]);
+    let args = background_args(&lab, &lab.sshd.client_key(), &marker, &["-N"]);
 
     let out = run_foreground(&args);
     assert!(out.status.success(), "{out:?}");
@@ -128,22 +135,13 @@ fn f_with_a_failing_login_reports_in_the_foreground_and_leaves_nothing() {
     let _reaper = Reaper(marker.clone());
     let stranger = lab.scratch().join("stranger");
     keygen(&stranger).expect("keygen");
-    let mut args = ssh_args(&lab.sshd);
-    // The key the server knows replaced by a stranger's.
-    let i = args.iter().position(|a| a == "-i").expect("-i");
-    args[i + 1] = stranger.display().to_string();
-    args.extend([
-        "-f".to_string(),
-        "-o".into(),
-        "IdentitiesOnly=yes".into(),
-        "-o".into(),
-        "BatchMode=yes".into(),
-        "-E".into(),
-        marker.clone(),
-        "-L".into(),
-        format!("ftp/127.0.0.1:0:127.0.0.1:{}", lab.server.port()),
-        lab.sshd.addr().to_string(),
-    ]);
+    // A key the server does not know, and nothing else to try.
+    let args = background_args(
+        &lab,
+        &stranger,
+        &marker,
+        &["-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes"],
+    );
     let out = run_foreground(&args);
     assert_eq!(out.status.code(), Some(255), "{out:?}");
     let said = format!("{}{}", String::from_utf8_lossy(&out.stderr), log_text(&log));

@@ -107,7 +107,11 @@ fn a_broken_file_or_a_broken_policy_in_it_is_one_line_and_exit_2() {
     std::fs::write(&config, "[ftp]\ndata_timout = 3\n").expect("write");
     let out = run(&config);
     assert_eq!(out.status.code(), Some(2), "{}", out.stderr);
-    let said: Vec<&str> = out.stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    let said: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .collect();
     assert_eq!(said.len(), 1, "one line: {said:#?}");
     assert!(
         said[0].contains(&config.display().to_string())

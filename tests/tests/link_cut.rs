@@ -4,7 +4,7 @@
 //! FTP client's connections are closed rather than left hanging.
 
 use std::io::Read;
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use ftp_tunnel_e2e::files::random_file;
@@ -40,13 +40,9 @@ fn a_cut_ssh_link_ends_the_tunnel_within_server_alive_with_255() {
     ftp.login(lab.server.user(), lab.server.pass())
         .expect("login");
     assert_eq!(ftp.cmd("TYPE I").expect("TYPE").class(), 2);
-    let data_addr = ftp.epsv().expect("EPSV");
-    let mut data = TcpStream::connect_timeout(&data_addr, TIMEOUT).expect("data connection");
-    data.set_read_timeout(Some(TIMEOUT)).expect("timeout");
-    let reply = ftp
-        .cmd(&format!("RETR {}/{name}", lab.server.upload_dir()))
-        .expect("RETR");
-    assert_eq!(reply.class(), 1, "{reply:?}");
+    let mut data = ftp
+        .start_retr(&format!("{}/{name}", lab.server.upload_dir()), TIMEOUT)
+        .expect("RETR under way");
     // Some of the file has come through: the transfer is under way.
     let mut chunk = vec![0u8; 1 << 20];
     data.read_exact(&mut chunk).expect("the first MiB");

@@ -45,6 +45,17 @@ fn env(home: &Path, pairs: &[(&str, &Path)]) -> BTreeMap<String, String> {
     e
 }
 
+/// [`env`] with `script` as SSH_ASKPASS, used even without a display or terminal.
+fn askpass_env(home: &Path, script: &Path) -> BTreeMap<String, String> {
+    env(
+        home,
+        &[
+            ("SSH_ASKPASS", script),
+            ("SSH_ASKPASS_REQUIRE", Path::new("force")),
+        ],
+    )
+}
+
 fn assert_denied(out: &ftp_tunnel_e2e::login::Outcome, methods: &str) {
     assert!(out.listening.is_none(), "logged in: {}", out.stderr);
     assert_eq!(out.status.code(), Some(255), "{}", out.stderr);
@@ -130,13 +141,7 @@ fn passphrase_key_through_askpass_and_a_wrong_passphrase() {
     let key_arg = key.display().to_string();
     let out = run(
         &args(&sshd, &["-i", &key_arg, "-l", "root", &host]),
-        &env(
-            home.path(),
-            &[
-                ("SSH_ASKPASS", &good),
-                ("SSH_ASKPASS_REQUIRE", Path::new("force")),
-            ],
-        ),
+        &askpass_env(home.path(), &good),
         DEADLINE,
     )
     .expect("run");
@@ -150,13 +155,7 @@ fn passphrase_key_through_askpass_and_a_wrong_passphrase() {
     let bad = askpass_script(home.path(), "bad", "wrong").expect("askpass");
     let out = run(
         &args(&sshd, &["-i", &key_arg, "-l", "root", &host]),
-        &env(
-            home.path(),
-            &[
-                ("SSH_ASKPASS", &bad),
-                ("SSH_ASKPASS_REQUIRE", Path::new("force")),
-            ],
-        ),
+        &askpass_env(home.path(), &bad),
         DEADLINE,
     )
     .expect("run");
@@ -166,6 +165,52 @@ fn passphrase_key_through_askpass_and_a_wrong_passphrase() {
         "{}",
         out.stderr
     );
+}
+
+/// What [`secret_then_a_wrong_one`] saw.
+struct SecretRuns {
+    /// The prompts the right answer was given to.
+    asked_right: String,
+    /// The run with the wrong answer.
+    wrong: ftp_tunnel_e2e::login::Outcome,
+    /// The prompts the wrong answer was given to.
+    asked_wrong: String,
+}
+
+/// [`TEST_USER`] logs in to `sshd` with its password given through SSH_ASKPASS (sshd's log
+/// must show `Accepted <accepted> for`), then tries with a wrong one, twice.
+fn secret_then_a_wrong_one(sshd: &Sshd, accepted: &str) -> SecretRuns {
+    let home = open_tempdir("ftpt-home-").expect("home");
+    let host = sshd.addr().to_string();
+    let attempt = |name: &str, answer: &str| {
+        let script = askpass_script(home.path(), name, answer).expect("askpass");
+        let out = run(
+            &args(
+                sshd,
+                &["-o", "NumberOfPasswordPrompts=2", "-l", TEST_USER, &host],
+            ),
+            &askpass_env(home.path(), &script),
+            DEADLINE,
+        )
+        .expect("run");
+        let asked =
+            std::fs::read_to_string(home.path().join(format!("{name}.prompts"))).expect("prompts");
+        (out, asked)
+    };
+    let (right, asked_right) = attempt("right", TEST_PASSWORD);
+    assert!(
+        right.listening.is_some(),
+        "not logged in:\n{}",
+        right.stderr
+    );
+    let want = format!("Accepted {accepted} for {TEST_USER}");
+    assert!(sshd.log().contains(&want), "{want:?} in:\n{}", sshd.log());
+    let (wrong, asked_wrong) = attempt("wrong", "not-it");
+    SecretRuns {
+        asked_right,
+        wrong,
+        asked_wrong,
+    }
 }
 
 #[test]
@@ -179,58 +224,43 @@ fn password_through_askpass_and_a_wrong_password() {
         &password_sshd_lines(),
     )
     .expect("sshd");
-    let home = open_tempdir("ftpt-home-").expect("home");
-    let host = sshd.addr().to_string();
-    let good = askpass_script(home.path(), "good", TEST_PASSWORD).expect("askpass");
-    let out = run(
-        &args(&sshd, &["-l", TEST_USER, &host]),
-        &env(
-            home.path(),
-            &[
-                ("SSH_ASKPASS", &good),
-                ("SSH_ASKPASS_REQUIRE", Path::new("force")),
-            ],
-        ),
-        DEADLINE,
-    )
-    .expect("run");
-    assert!(out.listening.is_some(), "not logged in:\n{}", out.stderr);
+    let runs = secret_then_a_wrong_one(&sshd, "password");
+    let asked = &runs.asked_right;
     assert!(
-        sshd.log()
-            .contains(&format!("Accepted password for {TEST_USER}")),
-        "{}",
-        sshd.log()
-    );
-    let asked = std::fs::read_to_string(home.path().join("good.prompts")).expect("prompts");
-    assert!(
-        asked.contains(&format!("{TEST_USER}@{host}'s password:")),
+        asked.contains(&format!("{TEST_USER}@{}'s password:", sshd.addr())),
         "{asked}"
     );
-
-    let bad = askpass_script(home.path(), "bad", "not-it").expect("askpass");
-    let out = run(
-        &args(
-            &sshd,
-            &["-o", "NumberOfPasswordPrompts=2", "-l", TEST_USER, &host],
-        ),
-        &env(
-            home.path(),
-            &[
-                ("SSH_ASKPASS", &bad),
-                ("SSH_ASKPASS_REQUIRE", Path::new("force")),
-            ],
-        ),
-        DEADLINE,
-    )
-    .expect("run");
-    assert_denied(&out, "publickey,password");
-    let asked = std::fs::read_to_string(home.path().join("bad.prompts")).expect("prompts");
-    assert_eq!(asked.lines().count(), 2, "{asked}");
+    assert_denied(&runs.wrong, "publickey,password");
+    assert_eq!(runs.asked_wrong.lines().count(), 2, "{}", runs.asked_wrong);
     assert!(
-        out.stderr.contains("Permission denied, please try again."),
+        runs.wrong
+            .stderr
+            .contains("Permission denied, please try again."),
         "{}",
-        out.stderr
+        runs.wrong.stderr
     );
+}
+
+#[test]
+fn keyboard_interactive_through_pam_and_a_wrong_answer() {
+    ensure_test_user().expect("test user");
+    let ns = NetNs::new().expect("netns");
+    // PAM asks the questions; for this user keyboard-interactive is the only way in.
+    let sshd = Sshd::start_with_flags(
+        &ns,
+        Side::Namespace,
+        Forwarding::Yes,
+        &format!("Match User {TEST_USER}\n  AuthenticationMethods keyboard-interactive\n"),
+        &["-o", "UsePAM=yes", "-o", "KbdInteractiveAuthentication=yes"],
+    )
+    .expect("sshd");
+    let runs = secret_then_a_wrong_one(&sshd, "keyboard-interactive/pam");
+    assert!(
+        runs.asked_right.contains("Password"),
+        "PAM's question: {}",
+        runs.asked_right
+    );
+    assert_denied(&runs.wrong, "keyboard-interactive");
 }
 
 #[test]
@@ -344,59 +374,4 @@ fn jump_host_and_an_unreachable_one() {
         out.stderr
     );
     assert!(out.stderr.contains("Connection refused"), "{}", out.stderr);
-}
-
-#[test]
-fn keyboard_interactive_through_pam_and_a_wrong_answer() {
-    ensure_test_user().expect("test user");
-    let ns = NetNs::new().expect("netns");
-    // PAM asks the questions; for this user keyboard-interactive is the only way in.
-    let sshd = Sshd::start_with_flags(
-        &ns,
-        Side::Namespace,
-        Forwarding::Yes,
-        &format!("Match User {TEST_USER}\n  AuthenticationMethods keyboard-interactive\n"),
-        &["-o", "UsePAM=yes", "-o", "KbdInteractiveAuthentication=yes"],
-    )
-    .expect("sshd");
-    let home = open_tempdir("ftpt-home-").expect("home");
-    let host = sshd.addr().to_string();
-    let good = askpass_script(home.path(), "good", TEST_PASSWORD).expect("askpass");
-    let askpass_env = |script: &Path| {
-        env(
-            home.path(),
-            &[
-                ("SSH_ASKPASS", script),
-                ("SSH_ASKPASS_REQUIRE", Path::new("force")),
-            ],
-        )
-    };
-    let out = run(
-        &args(&sshd, &["-l", TEST_USER, &host]),
-        &askpass_env(&good),
-        DEADLINE,
-    )
-    .expect("run");
-    assert!(out.listening.is_some(), "not logged in:\n{}", out.stderr);
-    assert!(
-        sshd.log().contains(&format!(
-            "Accepted keyboard-interactive/pam for {TEST_USER}"
-        )),
-        "{}",
-        sshd.log()
-    );
-    let asked = std::fs::read_to_string(home.path().join("good.prompts")).expect("prompts");
-    assert!(asked.contains("Password"), "PAM's question: {asked}");
-
-    let bad = askpass_script(home.path(), "bad", "not-it").expect("askpass");
-    let out = run(
-        &args(
-            &sshd,
-            &["-o", "NumberOfPasswordPrompts=2", "-l", TEST_USER, &host],
-        ),
-        &askpass_env(&bad),
-        DEADLINE,
-    )
-    .expect("run");
-    assert_denied(&out, "keyboard-interactive");
 }
