@@ -375,3 +375,59 @@ fn jump_host_and_an_unreachable_one() {
     );
     assert!(out.stderr.contains("Connection refused"), "{}", out.stderr);
 }
+
+#[test]
+fn a_user_certificate_beside_the_key_logs_in_and_without_it_the_key_is_refused() {
+    let ns = NetNs::new().expect("netns");
+    let home = open_tempdir("ftpt-home-").expect("home");
+    let ca = home.path().join("user_ca");
+    keygen(&ca).expect("CA key");
+    let sshd = Sshd::start_with(
+        &ns,
+        Forwarding::Yes,
+        &format!("TrustedUserCAKeys {}.pub\n", ca.display()),
+    )
+    .expect("sshd");
+    // A key the server has never seen, certified by the CA it trusts.
+    let key = home.path().join("id_certified");
+    keygen(&key).expect("user key");
+    run_checked(Command::new("ssh-keygen").args([
+        "-q",
+        "-s",
+        &ca.display().to_string(),
+        "-I",
+        "ftpt-test",
+        "-n",
+        "root",
+        "-V",
+        "-5m:+1h",
+        &format!("{}.pub", key.display()),
+    ]))
+    .expect("sign");
+    let cert = home.path().join("id_certified-cert.pub");
+    assert!(cert.exists(), "ssh-keygen wrote {}", cert.display());
+    let key_arg = key.display().to_string();
+    let host = sshd.addr().to_string();
+    let login = &[
+        "-i",
+        key_arg.as_str(),
+        "-o",
+        "IdentitiesOnly=yes",
+        "-l",
+        "root",
+        host.as_str(),
+    ];
+
+    let out = run(&args(&sshd, login), &env(home.path(), &[]), DEADLINE).expect("run");
+    assert!(out.listening.is_some(), "not logged in:\n{}", out.stderr);
+    let log = sshd.log();
+    assert!(
+        log.contains("Accepted publickey for root") && log.contains("CERT"),
+        "{log}"
+    );
+
+    std::fs::remove_file(&cert).expect("remove the certificate");
+    let out = run(&args(&sshd, login), &env(home.path(), &[]), DEADLINE).expect("run");
+    assert_denied(&out, "publickey");
+    assert_eq!(sshd.accepted_logins(), 1, "{}", sshd.log());
+}

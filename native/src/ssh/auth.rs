@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use russh::client::{self, AuthResult, KeyboardInteractiveAuthResponse};
 use russh::keys::agent::AgentIdentity;
 use russh::keys::agent::client::AgentClient;
-use russh::keys::{HashAlg, PrivateKey, PrivateKeyWithHashAlg, PublicKey};
+use russh::keys::{Certificate, HashAlg, PrivateKey, PrivateKeyWithHashAlg, PublicKey};
 
 use super::error::SshError;
 use super::handler::ClientHandler;
@@ -22,6 +22,8 @@ use super::prompt;
 pub(crate) enum Credential {
     /// A private key from a file.
     Key(Arc<PrivateKey>),
+    /// A private key with the OpenSSH user certificate beside it (`KEY-cert.pub`).
+    Certificate(Arc<PrivateKey>, Box<Certificate>),
     /// A key held by the agent at this socket.
     Agent(PathBuf, PublicKey),
     /// A password.
@@ -277,6 +279,21 @@ impl Auth<'_> {
                 continue;
             }
             self.offered.push(key.public_key().clone());
+            // As ssh does: the certificate beside the key first, then the key itself.
+            if let Some(cert) = certificate_beside(&name, key.public_key()) {
+                tracing::debug!("Offering certificate: {name}-cert.pub");
+                let result = self
+                    .handle
+                    .authenticate_openssh_cert(
+                        self.opts.user.clone(),
+                        Arc::clone(&key),
+                        cert.clone(),
+                    )
+                    .await?;
+                if self.outcome(result)? {
+                    return Ok(Some(Credential::Certificate(key, Box::new(cert))));
+                }
+            }
             tracing::debug!("Offering public key: {name}");
             let hash = self.rsa_hash(key.public_key()).await?;
             let with_hash = PrivateKeyWithHashAlg::new(Arc::clone(&key), hash);
@@ -436,6 +453,13 @@ impl Auth<'_> {
                 let r = self.handle.authenticate_publickey(user, k).await?;
                 self.outcome(r)?
             }
+            Credential::Certificate(key, cert) => {
+                let r = self
+                    .handle
+                    .authenticate_openssh_cert(user, Arc::clone(key), (**cert).clone())
+                    .await?;
+                self.outcome(r)?
+            }
             Credential::Agent(socket, key) => {
                 let mut agent = AgentClient::connect_uds(socket)
                     .await
@@ -472,5 +496,25 @@ impl Auth<'_> {
         let answer = prompt::ask(prompt, echo).await;
         self.prompting.store(false, Ordering::SeqCst);
         answer
+    }
+}
+
+/// The OpenSSH user certificate `<identity>-cert.pub`, if there is one and it certifies
+/// `public` (a stale or unreadable one is skipped with a debug line, as ssh does).
+fn certificate_beside(identity: &str, public: &PublicKey) -> Option<Certificate> {
+    let path = PathBuf::from(format!("{identity}-cert.pub"));
+    if !path.exists() {
+        return None;
+    }
+    match russh::keys::load_openssh_certificate(&path) {
+        Ok(cert) if cert.public_key() == public.key_data() => Some(cert),
+        Ok(_) => {
+            tracing::debug!("{}: certifies another key; not offered", path.display());
+            None
+        }
+        Err(e) => {
+            tracing::debug!("{}: not a certificate: {e}", path.display());
+            None
+        }
     }
 }
