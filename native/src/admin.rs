@@ -66,6 +66,24 @@ pub fn is_option(name: &str) -> bool {
 }
 
 impl AdminSettings {
+    /// Lays a later source's settings (the config file's tunnel, then the command line) over
+    /// these: its policies are added (all must allow), its plugin and log format, when
+    /// given, replace the earlier ones.
+    pub fn layer(
+        &mut self,
+        policies: &[PolicySpec],
+        plugin: Option<&PathBuf>,
+        log_format: Option<LogFormat>,
+    ) {
+        self.policies.extend(policies.iter().cloned());
+        if let Some(plugin) = plugin {
+            self.plugin = Some(plugin.clone());
+        }
+        if let Some(format) = log_format {
+            self.log_format = Some(format);
+        }
+    }
+
     /// Applies `-o NAME=VALUE` for one of [`is_option`]'s names; the error says what is wrong
     /// with the value.
     pub fn apply_option(&mut self, name: &str, value: &str) -> Result<(), String> {

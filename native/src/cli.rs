@@ -7,7 +7,7 @@ use clap::{ArgAction, Parser, Subcommand};
 use crate::admin::AdminSettings;
 use crate::audit::LogFormat;
 use crate::config_file;
-use crate::own_options::{ConnectionChoice, OwnOptionError, apply_own_option};
+use crate::own_options::{OwnOptionError, apply_own_option};
 use crate::policy::PolicySpec;
 use crate::resolve::{LoginArgs, ResolveError, resolve};
 use crate::settings::FtpSettings;
@@ -265,7 +265,8 @@ impl Cli {
         let mut ftp = FtpSettings::default();
         settings.ftp.apply(&mut ftp);
         let mut admin = AdminSettings::default();
-        let mut connection = ConnectionChoice::default();
+        // `SeparateDataConnections`, when an own option gives it.
+        let mut separate_data_connections = None;
         let mut local = self.local.clone();
         let mut remote = self.remote.clone();
         let mut file_options = Vec::new();
@@ -288,26 +289,20 @@ impl Cli {
         // wins.
         let mut file_ssh_options = Vec::new();
         for option in &file_options {
-            if !apply_own_option(option, &mut ftp, &mut admin, &mut connection)? {
+            if !apply_own_option(option, &mut ftp, &mut admin, &mut separate_data_connections)? {
                 file_ssh_options.push(option.clone());
             }
         }
         let mut ssh_options = Vec::new();
         for option in &self.options {
-            if !apply_own_option(option, &mut ftp, &mut admin, &mut connection)? {
+            if !apply_own_option(option, &mut ftp, &mut admin, &mut separate_data_connections)? {
                 ssh_options.push(option.clone());
             }
         }
         ssh_options.extend(file_ssh_options);
         // Command-line admin settings: policies add to the file's (all must allow); a plugin
         // or log format replaces the file's.
-        admin.policies.extend(self.policies.iter().cloned());
-        if let Some(plugin) = &self.plugin {
-            admin.plugin = Some(plugin.clone());
-        }
-        if let Some(format) = self.log_format {
-            admin.log_format = Some(format);
-        }
+        admin.layer(&self.policies, self.plugin.as_ref(), self.log_format);
         let args = LoginArgs {
             destination: destination.to_owned(),
             login: self.login.clone(),
@@ -331,7 +326,7 @@ impl Cli {
             ResolveError::Usage(e) => CliError::Usage(e),
         })?;
         let mut ssh = resolved.ssh;
-        if let Some(separate) = connection.separate_data_connections {
+        if let Some(separate) = separate_data_connections {
             ssh.separate_data_connections = separate;
         }
         // Command-line forwards first, then the configuration's, as ssh adds them.

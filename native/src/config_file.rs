@@ -73,13 +73,7 @@ pub struct TunnelEntry {
 impl TunnelEntry {
     /// Applies this tunnel's policies, plugin and log format onto `admin`.
     pub fn apply_admin(&self, admin: &mut AdminSettings) {
-        admin.policies.extend(self.policies.iter().cloned());
-        if let Some(plugin) = &self.plugin {
-            admin.plugin = Some(plugin.clone());
-        }
-        if let Some(format) = self.log_format {
-            admin.log_format = Some(format);
-        }
+        admin.layer(&self.policies, self.plugin.as_ref(), self.log_format);
     }
 
     /// Makes relative component paths relative to `dir`, the settings file's directory.

@@ -18,13 +18,6 @@ pub struct OwnOptionError {
     pub reason: String,
 }
 
-/// What the own options set besides [`FtpSettings`] and [`AdminSettings`].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ConnectionChoice {
-    /// `SeparateDataConnections`, when given.
-    pub separate_data_connections: Option<bool>,
-}
-
 /// `Option=value` or `Option value`, trimmed.
 pub fn split_option(option: &str) -> Option<(&str, &str)> {
     option
@@ -34,12 +27,13 @@ pub fn split_option(option: &str) -> Option<(&str, &str)> {
 }
 
 /// Applies `option` if it is one of ftp-tunnel's own; `Ok(false)` when it is not (it is then
-/// an OpenSSH option, or unknown).
+/// an OpenSSH option, or unknown). `SeparateDataConnections` goes to
+/// `separate_data_connections`: it belongs to the SSH options, which the resolver builds.
 pub fn apply_own_option(
     option: &str,
     ftp: &mut FtpSettings,
     admin: &mut AdminSettings,
-    connection: &mut ConnectionChoice,
+    separate_data_connections: &mut Option<bool>,
 ) -> Result<bool, OwnOptionError> {
     let bad = |reason: String| OwnOptionError {
         option: option.to_owned(),
@@ -78,7 +72,7 @@ pub fn apply_own_option(
                 .map_err(|_| bad("expected whole seconds".to_owned()))?;
             ftp.data_timeout = Duration::from_secs(seconds.max(1));
         }
-        "separatedataconnections" => connection.separate_data_connections = Some(yes_no(value)?),
+        "separatedataconnections" => *separate_data_connections = Some(yes_no(value)?),
         "maxsessions" => ftp.limits.max_sessions = at_least_one(value)?,
         "maxdatapathspersession" => ftp.limits.max_data_paths_per_session = at_least_one(value)?,
         "maxdatapaths" => ftp.limits.max_data_paths = at_least_one(value)?,
@@ -94,13 +88,13 @@ pub fn apply_own_option(
 mod tests {
     use super::*;
 
-    fn apply(option: &str) -> Result<(bool, FtpSettings, AdminSettings, ConnectionChoice), String> {
+    fn apply(option: &str) -> Result<(bool, FtpSettings, AdminSettings, Option<bool>), String> {
         let mut ftp = FtpSettings::default();
         let mut admin = AdminSettings::default();
-        let mut connection = ConnectionChoice::default();
-        let own = apply_own_option(option, &mut ftp, &mut admin, &mut connection)
+        let mut separate = None;
+        let own = apply_own_option(option, &mut ftp, &mut admin, &mut separate)
             .map_err(|e| e.to_string())?;
-        Ok((own, ftp, admin, connection))
+        Ok((own, ftp, admin, separate))
     }
 
     #[test]
@@ -113,12 +107,7 @@ mod tests {
                 .1
                 .trust_passive_address
         );
-        assert_eq!(
-            apply("SeparateDataConnections=yes").unwrap().3,
-            ConnectionChoice {
-                separate_data_connections: Some(true)
-            }
-        );
+        assert_eq!(apply("SeparateDataConnections=yes").unwrap().3, Some(true));
         assert!(apply("AuditLog=/tmp/a.log").unwrap().2.audit_log.is_some());
         assert!(!apply("ServerAliveInterval=5").unwrap().0);
         assert!(!apply("Bogus=1").unwrap().0);

@@ -1,14 +1,19 @@
 //! A whole test bench: namespace, sshd, one FTP server, and helpers to point clients at it.
 
+use std::io::Read;
+use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
+use std::time::Duration;
 
 use crate::clients::Target;
+use crate::files::random_file;
 use crate::netns::NetNs;
 use crate::pyftpd::Pyftpd;
+use crate::rawftp::RawFtp;
 use crate::sshd::{Forwarding, Sshd};
 use crate::tunnel::Tunnel;
 use crate::vsftpd::Vsftpd;
-use crate::{FtpServer, Result};
+use crate::{Error, FtpServer, Result};
 
 /// Which FTP server to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,6 +66,40 @@ impl Lab {
     /// An FTP tunnel to this lab's FTP server, listening on 127.0.0.1.
     pub fn tunnel(&self) -> Result<Tunnel> {
         Tunnel::ftp(&self.sshd, self.server.port())
+    }
+
+    /// A control connection through `tunnel`'s listener on 127.0.0.1: greeted with `220`,
+    /// logged in, in binary mode; its reads time out after `timeout`.
+    pub fn ftp_session(&self, tunnel: &Tunnel, timeout: Duration) -> Result<RawFtp> {
+        let addr = SocketAddr::from(([127, 0, 0, 1], tunnel.port()));
+        let (mut ftp, greeting) = RawFtp::connect(addr, timeout)?;
+        if greeting.code != 220 {
+            return Err(Error::Ftp(format!("greeted with {greeting:?}")));
+        }
+        ftp.login(self.server.user(), self.server.pass())?;
+        let binary = ftp.cmd("TYPE I")?;
+        if binary.class() != 2 {
+            return Err(Error::Ftp(format!("TYPE I refused: {binary:?}")));
+        }
+        Ok(ftp)
+    }
+
+    /// A file of `size` random bytes on the server, and a logged-in session through `tunnel`
+    /// downloading it (EPSV) with its first MiB already read: a transfer in full flight for
+    /// a fault to hit. Reads time out after `timeout`.
+    pub fn download_under_way(
+        &self,
+        tunnel: &Tunnel,
+        size: u64,
+        timeout: Duration,
+    ) -> Result<(RawFtp, TcpStream)> {
+        let name = "under-way.bin";
+        random_file(&self.uploaded(name), size)?;
+        let mut ftp = self.ftp_session(tunnel, timeout)?;
+        let mut data = ftp.start_retr(&format!("{}/{name}", self.server.upload_dir()), timeout)?;
+        let mut first = vec![0u8; 1 << 20];
+        data.read_exact(&mut first)?;
+        Ok((ftp, data))
     }
 
     /// Where a client reaches the server through `tunnel`'s first listener.

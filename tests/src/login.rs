@@ -123,6 +123,16 @@ impl Drop for Agent {
     }
 }
 
+/// The environment of a user whose home is `home` (HOME, plus `pairs`): with an empty home
+/// there are no default keys, no ~/.ssh/config and no agent unless one is given.
+pub fn home_env(home: &Path, pairs: &[(&str, &Path)]) -> BTreeMap<String, String> {
+    let mut env = BTreeMap::from([("HOME".to_owned(), home.display().to_string())]);
+    for (name, value) in pairs {
+        env.insert((*name).to_owned(), value.display().to_string());
+    }
+    env
+}
+
 /// How a run ended.
 #[derive(Debug)]
 pub struct Outcome {

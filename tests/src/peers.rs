@@ -5,6 +5,7 @@ use std::io::{ErrorKind, Read};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
+use crate::rawftp::RawFtp;
 use crate::{Error, Result};
 
 /// Connects to `to` from the local IPv4 address `from` (another loopback address than the
@@ -36,5 +37,25 @@ pub fn closed_with_nothing_sent(stream: &mut TcpStream, timeout: Duration) -> Re
         Ok(())
     } else {
         Err(Error::Ftp(format!("received {} bytes", got.len())))
+    }
+}
+
+/// Succeeds once `ftp`'s control connection ends within `within`, after its transfer was
+/// cut short: closed, or a final reply that is not a success. Fails on a `2xx` (no transfer
+/// can have completed) or when nothing happens in time (a hang).
+pub fn control_ends_promptly(ftp: &mut RawFtp, within: Duration) -> Result<()> {
+    let started = Instant::now();
+    let end = ftp.read_reply();
+    if started.elapsed() >= within {
+        return Err(Error::Ftp(format!(
+            "the control connection hung for {:?}: {end:?}",
+            started.elapsed()
+        )));
+    }
+    match end {
+        Ok(reply) if reply.class() == 2 => Err(Error::Ftp(format!(
+            "a success reply although the transfer was cut short: {reply:?}"
+        ))),
+        _ => Ok(()),
     }
 }

@@ -67,11 +67,9 @@ fn a_named_tunnel_runs_with_the_files_forwards_options_and_policies() {
     std::fs::write(&config, settings(&lab, "read-only.wasm")).expect("write config");
     let tunnel = start(&config);
 
-    let addr = SocketAddr::from(([127, 0, 0, 1], tunnel.port()));
-    let (mut ftp, greeting) = RawFtp::connect(addr, TIMEOUT).expect("connect");
-    assert_eq!(greeting.code, 220);
-    ftp.login(lab.server.user(), lab.server.pass())
-        .expect("login");
+    let mut ftp = lab
+        .ftp_session(&tunnel, TIMEOUT)
+        .expect("logged-in session");
     // The file's policy: STOR denied with its reason, before any data path is opened.
     let stor = ftp.cmd("STOR pub/x.bin").expect("STOR");
     assert_eq!(stor.code, 550, "{stor:?}");
@@ -79,6 +77,7 @@ fn a_named_tunnel_runs_with_the_files_forwards_options_and_policies() {
     assert_eq!(ftp.cmd("NOOP").expect("NOOP").code, 200);
 
     // The file's -o MaxSessions=1: a second control session is turned away with 421.
+    let addr = SocketAddr::from(([127, 0, 0, 1], tunnel.port()));
     let (_second, greeting) = RawFtp::connect(addr, TIMEOUT).expect("connect again");
     assert_eq!(greeting.code, 421, "{greeting:?}");
     assert_eq!(lab.sshd.accepted_logins(), 1, "{}", lab.sshd.log());

@@ -37,12 +37,7 @@ fn wait_for_line(tunnel: &Tunnel, needle: &str, what: &str) {
 
 /// A control connection through `tunnel`, greeted, logged in, in binary mode.
 fn logged_in(lab: &Lab, tunnel: &Tunnel) -> RawFtp {
-    let (mut ftp, greeting) = control(tunnel);
-    assert_eq!(greeting, 220);
-    ftp.login(lab.server.user(), lab.server.pass())
-        .expect("login");
-    assert_eq!(ftp.cmd("TYPE I").expect("TYPE").class(), 2);
-    ftp
+    lab.ftp_session(tunnel, TIMEOUT).expect("logged-in session")
 }
 
 fn sha256(bytes: &[u8]) -> String {

@@ -3,12 +3,11 @@
 //! refuses), `HashKnownHosts` writing a hashed name that is found again, a changed key refused
 //! with OpenSSH's warning naming the offending line, an `@revoked` key refused, and a passphrase typed on the terminal.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use ftp_tunnel_e2e::login::run;
+use ftp_tunnel_e2e::login::{home_env, run};
 use ftp_tunnel_e2e::netns::NetNs;
 use ftp_tunnel_e2e::sshd::{Forwarding, Sshd, keygen};
 use ftp_tunnel_e2e::terminal::{Answer, run_on_terminal};
@@ -40,10 +39,6 @@ fn args(sshd: &Sshd, known_hosts: &Path, strict: &str, extra: &[&str]) -> Vec<St
     a
 }
 
-fn home_env(home: &Path) -> BTreeMap<String, String> {
-    BTreeMap::from([("HOME".to_owned(), home.display().to_string())])
-}
-
 /// The key part (`type base64`) of the sshd's known_hosts line.
 fn host_key(sshd: &Sshd) -> String {
     let line = std::fs::read_to_string(sshd.known_hosts()).expect("known_hosts");
@@ -66,7 +61,7 @@ fn ask_on_a_terminal_yes_adds_the_key_and_no_refuses() {
     // "no": refused, nothing written, exit 255.
     let declined = run_on_terminal(
         &args(&sshd, &known_hosts, "ask", &["-i", &key]),
-        &home_env(home.path()),
+        &home_env(home.path(), &[]),
         &[Answer {
             prompt: HOST_KEY_PROMPT,
             typed: "no".into(),
@@ -89,7 +84,7 @@ fn ask_on_a_terminal_yes_adds_the_key_and_no_refuses() {
     // "yes": logged in, and the key is recorded as OpenSSH does it.
     let accepted = run_on_terminal(
         &args(&sshd, &known_hosts, "ask", &["-i", &key]),
-        &home_env(home.path()),
+        &home_env(home.path(), &[]),
         &[Answer {
             prompt: HOST_KEY_PROMPT,
             typed: "yes".into(),
@@ -116,7 +111,7 @@ fn ask_on_a_terminal_yes_adds_the_key_and_no_refuses() {
     // Now known: no question asked, under the strictest setting.
     let known = run_on_terminal(
         &args(&sshd, &known_hosts, "yes", &["-i", &key]),
-        &home_env(home.path()),
+        &home_env(home.path(), &[]),
         &[],
         DEADLINE,
     )
@@ -140,7 +135,7 @@ fn hashed_known_hosts_are_written_and_found_and_a_changed_key_is_refused() {
             "accept-new",
             &["-i", &key, "-o", "HashKnownHosts=yes"],
         ),
-        &home_env(home.path()),
+        &home_env(home.path(), &[]),
         DEADLINE,
     )
     .expect("run");
@@ -160,7 +155,7 @@ fn hashed_known_hosts_are_written_and_found_and_a_changed_key_is_refused() {
     // ...and so does ftp-tunnel, under StrictHostKeyChecking=yes.
     let again = run(
         &args(&sshd, &known_hosts, "yes", &["-i", &key]),
-        &home_env(home.path()),
+        &home_env(home.path(), &[]),
         DEADLINE,
     )
     .expect("run");
@@ -182,7 +177,7 @@ fn hashed_known_hosts_are_written_and_found_and_a_changed_key_is_refused() {
     std::fs::write(&changed_file, forged).expect("write");
     let changed = run(
         &args(&sshd, &changed_file, "yes", &["-i", &key]),
-        &home_env(home.path()),
+        &home_env(home.path(), &[]),
         DEADLINE,
     )
     .expect("run");
@@ -214,7 +209,7 @@ fn hashed_known_hosts_are_written_and_found_and_a_changed_key_is_refused() {
     .expect("write");
     let revoked = run(
         &args(&sshd, &revoked_file, "yes", &["-i", &key]),
-        &home_env(home.path()),
+        &home_env(home.path(), &[]),
         DEADLINE,
     )
     .expect("run");
@@ -259,7 +254,7 @@ fn a_passphrase_typed_on_the_terminal() {
             "yes",
             &["-i", &key_arg, "-o", "NumberOfPasswordPrompts=2"],
         ),
-        &home_env(home.path()),
+        &home_env(home.path(), &[]),
         &[
             Answer {
                 prompt,
@@ -288,7 +283,7 @@ fn a_passphrase_typed_on_the_terminal() {
 
     let right = run_on_terminal(
         &args(&sshd, &sshd.known_hosts(), "yes", &["-i", &key_arg]),
-        &home_env(home.path()),
+        &home_env(home.path(), &[]),
         &[Answer {
             prompt,
             typed: "open sesame".into(),

@@ -4,12 +4,10 @@
 //! FTP client's connections are closed rather than left hanging.
 
 use std::io::Read;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use ftp_tunnel_e2e::files::random_file;
 use ftp_tunnel_e2e::lab::{Lab, ServerKind};
-use ftp_tunnel_e2e::rawftp::RawFtp;
+use ftp_tunnel_e2e::peers::control_ends_promptly;
 use ftp_tunnel_e2e::sshd::Forwarding;
 use ftp_tunnel_e2e::tunnel::Tunnel;
 
@@ -31,21 +29,9 @@ fn a_cut_ssh_link_ends_the_tunnel_within_server_alive_with_255() {
     .expect("tunnel");
     // Larger than every buffer on the way, so that the download is still running when the
     // link goes.
-    let name = "cut.bin";
-    random_file(&lab.uploaded(name), 256 * 1024 * 1024).expect("file");
-
-    let addr = SocketAddr::from(([127, 0, 0, 1], tunnel.port()));
-    let (mut ftp, greeting) = RawFtp::connect(addr, TIMEOUT).expect("connect");
-    assert_eq!(greeting.code, 220);
-    ftp.login(lab.server.user(), lab.server.pass())
-        .expect("login");
-    assert_eq!(ftp.cmd("TYPE I").expect("TYPE").class(), 2);
-    let mut data = ftp
-        .start_retr(&format!("{}/{name}", lab.server.upload_dir()), TIMEOUT)
-        .expect("RETR under way");
-    // Some of the file has come through: the transfer is under way.
-    let mut chunk = vec![0u8; 1 << 20];
-    data.read_exact(&mut chunk).expect("the first MiB");
+    let (mut ftp, mut data) = lab
+        .download_under_way(&tunnel, 256 * 1024 * 1024, TIMEOUT)
+        .expect("a download under way");
 
     lab.ns.cut_link().expect("cut the link");
     let cut_at = Instant::now();
@@ -82,16 +68,6 @@ fn a_cut_ssh_link_ends_the_tunnel_within_server_alive_with_255() {
         started.elapsed() < TIMEOUT,
         "the data connection hung: {data_end:?}"
     );
-    let control_end = ftp.read_reply();
-    assert!(
-        started.elapsed() < TIMEOUT,
-        "the control connection hung: {control_end:?}"
-    );
-    if let Ok(reply) = control_end {
-        assert_ne!(
-            reply.class(),
-            2,
-            "the download cannot have completed: {reply:?}"
-        );
-    }
+    control_ends_promptly(&mut ftp, TIMEOUT.saturating_sub(started.elapsed()))
+        .expect("the control connection ends");
 }

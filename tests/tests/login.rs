@@ -8,7 +8,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use ftp_tunnel_e2e::login::{
-    Agent, TEST_PASSWORD, TEST_USER, askpass_script, ensure_test_user, password_sshd_lines, run,
+    Agent, TEST_PASSWORD, TEST_USER, askpass_script, ensure_test_user, home_env,
+    password_sshd_lines, run,
 };
 use ftp_tunnel_e2e::netns::NetNs;
 use ftp_tunnel_e2e::sshd::{Forwarding, Side, Sshd, keygen};
@@ -35,19 +36,9 @@ fn args(sshd: &Sshd, extra: &[&str]) -> Vec<String> {
     a
 }
 
-/// An empty home: no default keys, no ~/.ssh/config, no agent unless given.
-fn env(home: &Path, pairs: &[(&str, &Path)]) -> BTreeMap<String, String> {
-    let mut e = BTreeMap::new();
-    e.insert("HOME".to_owned(), home.display().to_string());
-    for (k, v) in pairs {
-        e.insert((*k).to_owned(), v.display().to_string());
-    }
-    e
-}
-
-/// [`env`] with `script` as SSH_ASKPASS, used even without a display or terminal.
+/// [`home_env`] with `script` as SSH_ASKPASS, used even without a display or terminal.
 fn askpass_env(home: &Path, script: &Path) -> BTreeMap<String, String> {
-    env(
+    home_env(
         home,
         &[
             ("SSH_ASKPASS", script),
@@ -78,7 +69,7 @@ fn agent_key_logs_in_and_an_agent_without_it_is_denied() {
     agent.add(&sshd.client_key()).expect("ssh-add");
     let out = run(
         &args(&sshd, &["-l", "root", &host]),
-        &env(home.path(), &[("SSH_AUTH_SOCK", agent.socket())]),
+        &home_env(home.path(), &[("SSH_AUTH_SOCK", agent.socket())]),
         DEADLINE,
     )
     .expect("run");
@@ -94,7 +85,7 @@ fn agent_key_logs_in_and_an_agent_without_it_is_denied() {
     empty.add(&stranger).expect("ssh-add");
     let out = run(
         &args(&sshd, &["-l", "root", &host]),
-        &env(home.path(), &[("SSH_AUTH_SOCK", empty.socket())]),
+        &home_env(home.path(), &[("SSH_AUTH_SOCK", empty.socket())]),
         DEADLINE,
     )
     .expect("run");
@@ -102,7 +93,7 @@ fn agent_key_logs_in_and_an_agent_without_it_is_denied() {
     // IdentityAgent none: the good agent is not asked.
     let out = run(
         &args(&sshd, &["-o", "IdentityAgent=none", "-l", "root", &host]),
-        &env(home.path(), &[("SSH_AUTH_SOCK", agent.socket())]),
+        &home_env(home.path(), &[("SSH_AUTH_SOCK", agent.socket())]),
         DEADLINE,
     )
     .expect("run");
@@ -285,7 +276,7 @@ fn ssh_config_alias_with_f_and_match_refused() {
     let cfg = config.display().to_string();
     let out = run(
         &["-N".into(), "-F".into(), cfg.clone(), "gw".into()],
-        &env(home.path(), &[]),
+        &home_env(home.path(), &[]),
         DEADLINE,
     )
     .expect("run");
@@ -295,7 +286,7 @@ fn ssh_config_alias_with_f_and_match_refused() {
     std::fs::write(&config, "Host gw\n  Port 22\n\nMatch host gw\n  User x\n").expect("config");
     let out = run(
         &["-F".into(), cfg.clone(), "gw".into()],
-        &env(home.path(), &[]),
+        &home_env(home.path(), &[]),
         DEADLINE,
     )
     .expect("run");
@@ -344,7 +335,7 @@ fn jump_host_and_an_unreachable_one() {
             fwd.clone(),
             "target".into(),
         ],
-        &env(home.path(), &[]),
+        &home_env(home.path(), &[]),
         DEADLINE,
     )
     .expect("run");
@@ -363,7 +354,7 @@ fn jump_host_and_an_unreachable_one() {
             fwd,
             "target".into(),
         ],
-        &env(home.path(), &[]),
+        &home_env(home.path(), &[]),
         DEADLINE,
     )
     .expect("run");
@@ -418,7 +409,7 @@ fn a_user_certificate_beside_the_key_logs_in_and_without_it_the_key_is_refused()
         host.as_str(),
     ];
 
-    let out = run(&args(&sshd, login), &env(home.path(), &[]), DEADLINE).expect("run");
+    let out = run(&args(&sshd, login), &home_env(home.path(), &[]), DEADLINE).expect("run");
     assert!(out.listening.is_some(), "not logged in:\n{}", out.stderr);
     let log = sshd.log();
     assert!(
@@ -427,7 +418,7 @@ fn a_user_certificate_beside_the_key_logs_in_and_without_it_the_key_is_refused()
     );
 
     std::fs::remove_file(&cert).expect("remove the certificate");
-    let out = run(&args(&sshd, login), &env(home.path(), &[]), DEADLINE).expect("run");
+    let out = run(&args(&sshd, login), &home_env(home.path(), &[]), DEADLINE).expect("run");
     assert_denied(&out, "publickey");
     assert_eq!(sshd.accepted_logins(), 1, "{}", sshd.log());
 }

@@ -4,15 +4,13 @@
 //! running, and the next session is served with a checked round trip.
 
 use std::io::{Read, Write};
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use ftp_tunnel_e2e::checked::checked_round_trip;
 use ftp_tunnel_e2e::clients::{Client, Mode};
-use ftp_tunnel_e2e::files::random_file;
 use ftp_tunnel_e2e::lab::{Lab, ServerKind};
 use ftp_tunnel_e2e::netns::NetNs;
-use ftp_tunnel_e2e::rawftp::RawFtp;
+use ftp_tunnel_e2e::peers::control_ends_promptly;
 use ftp_tunnel_e2e::sshd::Forwarding;
 use ftp_tunnel_e2e::tunnel::Tunnel;
 use ftp_tunnel_e2e::{descendants, kill_pid, poll_until};
@@ -57,37 +55,10 @@ fn kill_vsftpd_sessions(ns: &NetNs) -> usize {
     sessions.len()
 }
 
-fn logged_in(lab: &Lab, tunnel: &Tunnel) -> RawFtp {
-    let addr = SocketAddr::from(([127, 0, 0, 1], tunnel.port()));
-    let (mut ftp, greeting) = RawFtp::connect(addr, TIMEOUT).expect("connect");
-    assert_eq!(greeting.code, 220);
-    ftp.login(lab.server.user(), lab.server.pass())
-        .expect("login");
-    assert_eq!(ftp.cmd("TYPE I").expect("TYPE").class(), 2);
-    ftp
-}
-
-/// After the server died: the control connection ends (closed, or a non-2xx reply) promptly.
-fn control_ends(ftp: &mut RawFtp) {
-    let started = Instant::now();
-    let end = ftp.read_reply();
-    assert!(
-        started.elapsed() < PROMPTLY,
-        "the control connection hung: {end:?}"
-    );
-    if let Ok(reply) = end {
-        assert_ne!(
-            reply.class(),
-            2,
-            "no transfer can have completed: {reply:?}"
-        );
-    }
-}
-
 /// The tunnel is still up and serves the next session in full.
 fn serves_on(lab: &Lab, tunnel: &mut Tunnel) {
     assert!(
-        tunnel.wait_exit(Duration::from_millis(200)).is_err(),
+        tunnel.wait_exit(Duration::ZERO).is_err(), // one look: still running
         "the tunnel exited: {:#?}",
         tunnel.lines()
     );
@@ -106,7 +77,9 @@ fn serves_on(lab: &Lab, tunnel: &mut Tunnel) {
 fn the_ftp_server_dying_mid_upload_ends_that_session_only() {
     let lab = Lab::new(ServerKind::Vsftpd, Forwarding::Yes).expect("lab");
     let mut tunnel = lab.tunnel().expect("tunnel");
-    let mut ftp = logged_in(&lab, &tunnel);
+    let mut ftp = lab
+        .ftp_session(&tunnel, TIMEOUT)
+        .expect("logged-in session");
     let data_addr = ftp.epsv().expect("EPSV");
     let mut data =
         std::net::TcpStream::connect_timeout(&data_addr, TIMEOUT).expect("data connection");
@@ -150,7 +123,7 @@ fn the_ftp_server_dying_mid_upload_ends_that_session_only() {
         "the data connection hung, then timed out: {error}"
     );
     assert!(failed_at.duration_since(killed_at) < PROMPTLY);
-    control_ends(&mut ftp);
+    control_ends_promptly(&mut ftp, PROMPTLY).expect("the control connection ends");
     serves_on(&lab, &mut tunnel);
 }
 
@@ -158,15 +131,11 @@ fn the_ftp_server_dying_mid_upload_ends_that_session_only() {
 fn the_ftp_server_dying_mid_download_ends_that_session_only() {
     let lab = Lab::new(ServerKind::Vsftpd, Forwarding::Yes).expect("lab");
     let mut tunnel = lab.tunnel().expect("tunnel");
-    let name = "big.bin";
     let size = 256 * 1024 * 1024;
-    random_file(&lab.uploaded(name), size).expect("file");
-    let mut ftp = logged_in(&lab, &tunnel);
-    let mut data = ftp
-        .start_retr(&format!("{}/{name}", lab.server.upload_dir()), TIMEOUT)
-        .expect("RETR under way");
-    let mut first = vec![0u8; 1 << 20];
-    data.read_exact(&mut first).expect("the first MiB");
+    let (mut ftp, mut data) = lab
+        .download_under_way(&tunnel, size, TIMEOUT)
+        .expect("a download under way");
+    let first = 1 << 20;
 
     assert!(kill_vsftpd_sessions(&lab.ns) > 0, "vsftpd had sessions");
     let started = Instant::now();
@@ -177,9 +146,9 @@ fn the_ftp_server_dying_mid_download_ends_that_session_only() {
         "the data connection hung: {end:?}"
     );
     assert!(
-        (first.len() + rest.len()) < size as usize,
+        (first + rest.len()) < size as usize,
         "the download cannot be complete"
     );
-    control_ends(&mut ftp);
+    control_ends_promptly(&mut ftp, PROMPTLY).expect("the control connection ends");
     serves_on(&lab, &mut tunnel);
 }

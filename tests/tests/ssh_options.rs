@@ -3,42 +3,23 @@
 //! server does not offer fails with exit 255; `Include` and `IdentitiesOnly` in
 //! `~/.ssh/config`; `ConnectTimeout` against a server that never speaks.
 
-use std::collections::BTreeMap;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
-use ftp_tunnel_e2e::login::{Agent, run};
+use ftp_tunnel_e2e::login::{Agent, home_env, run};
 use ftp_tunnel_e2e::netns::NetNs;
 use ftp_tunnel_e2e::open_tempdir;
 use ftp_tunnel_e2e::sshd::{Forwarding, Sshd, keygen};
+use ftp_tunnel_e2e::tunnel::ssh_args;
 
 const DEADLINE: Duration = Duration::from_secs(30);
 
 /// Port, user, key, known_hosts, no ssh config, one FTP forward, then `extra` and the host.
 fn args(sshd: &Sshd, extra: &[&str]) -> Vec<String> {
-    let mut a: Vec<String> = vec![
-        "-F".into(),
-        "none".into(),
-        "-p".into(),
-        sshd.port().to_string(),
-        "-l".into(),
-        "root".into(),
-        "-i".into(),
-        sshd.client_key().display().to_string(),
-        "-o".into(),
-        format!("UserKnownHostsFile={}", sshd.known_hosts().display()),
-        "-o".into(),
-        "StrictHostKeyChecking=yes".into(),
-        "-L".into(),
-        "ftp/127.0.0.1:0:127.0.0.1:21".into(),
-    ];
+    let mut a = ssh_args(sshd);
+    a.extend(["-F", "none", "-L", "ftp/127.0.0.1:0:127.0.0.1:21"].map(String::from));
     a.extend(extra.iter().map(|s| s.to_string()));
     a.push(sshd.addr().to_string());
     a
-}
-
-fn home_env(home: &Path) -> BTreeMap<String, String> {
-    BTreeMap::from([("HOME".to_owned(), home.display().to_string())])
 }
 
 #[test]
@@ -61,7 +42,7 @@ fn ciphers_macs_and_compression_reach_the_key_exchange() {
                 "hmac-sha2-256-etm@openssh.com",
             ],
         ),
-        &home_env(home.path()),
+        &home_env(home.path(), &[]),
         DEADLINE,
     )
     .expect("run");
@@ -81,7 +62,7 @@ fn ciphers_macs_and_compression_reach_the_key_exchange() {
         Sshd::start_with(&ns, Forwarding::Yes, "Ciphers aes256-ctr\n").expect("one-cipher sshd");
     let out = run(
         &args(&strict, &["-c", "aes128-gcm@openssh.com"]),
-        &home_env(home.path()),
+        &home_env(home.path(), &[]),
         DEADLINE,
     )
     .expect("run");
@@ -123,11 +104,7 @@ fn include_and_identities_only_in_ssh_config() {
         )
         .expect("included file");
     };
-    let mut env = home_env(home.path());
-    env.insert(
-        "SSH_AUTH_SOCK".to_owned(),
-        agent.socket().display().to_string(),
-    );
+    let env = home_env(home.path(), &[("SSH_AUTH_SOCK", agent.socket())]);
     let gw = ["-N".to_string(), "gw".to_string()];
 
     // IdentitiesOnly no: the agent's key is offered too, and it is the one that works.
@@ -170,7 +147,7 @@ fn connect_timeout_against_a_server_that_never_speaks() {
             "ftp/127.0.0.1:0:127.0.0.1:21".into(),
             "127.0.0.1".into(),
         ],
-        &home_env(home.path()),
+        &home_env(home.path(), &[]),
         DEADLINE,
     )
     .expect("run");

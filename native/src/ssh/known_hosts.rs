@@ -116,8 +116,18 @@ fn host_field_matches(field: &str, name: &str) -> bool {
     if let Some(rest) = field.strip_prefix("|1|") {
         return hashed_matches(rest, name);
     }
+    pattern_list_matches(field.split(','), name)
+}
+
+/// OpenSSH's pattern-list rule (known_hosts host fields, ssh_config `Host`): a negated
+/// pattern (`!pat`) that matches rules `name` out; otherwise any positive pattern that
+/// matches rules it in. Patterns are compared in lower case; `name` is taken as given.
+pub(crate) fn pattern_list_matches<'a>(
+    patterns: impl IntoIterator<Item = &'a str>,
+    name: &str,
+) -> bool {
     let mut matched = false;
-    for pattern in field.split(',') {
+    for pattern in patterns {
         let (negated, pattern) = match pattern.strip_prefix('!') {
             Some(p) => (true, p),
             None => (false, pattern),

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 pub use keywords::{Applied, HostConfig, JumpHost, apply, parse_jump};
 
-use crate::ssh::known_hosts::glob_matches;
+use crate::ssh::known_hosts::{glob_matches, pattern_list_matches};
 
 /// OpenSSH's limit on nested `Include`s.
 const MAX_INCLUDE_DEPTH: usize = 16;
@@ -184,20 +184,7 @@ fn read_text(
 /// positive pattern that matches rules it in.
 pub fn host_matches(patterns: &[String], host: &str) -> bool {
     let host = host.to_ascii_lowercase();
-    let mut matched = false;
-    for pattern in patterns.iter().flat_map(|p| p.split(',')) {
-        let (negated, pattern) = match pattern.strip_prefix('!') {
-            Some(p) => (true, p),
-            None => (false, pattern),
-        };
-        if glob_matches(pattern.to_ascii_lowercase().as_bytes(), host.as_bytes()) {
-            if negated {
-                return false;
-            }
-            matched = true;
-        }
-    }
-    matched
+    pattern_list_matches(patterns.iter().flat_map(|p| p.split(',')), &host)
 }
 
 /// Splits a line into its lower-case keyword and arguments, OpenSSH style: `Keyword value`
