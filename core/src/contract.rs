@@ -1,7 +1,7 @@
 //! The vocabulary between a [`Session`](crate::session::Session) and the host that drives
 //! it: what the session is configured with, the actions it hands out, and the answers the
 //! host gives later. Every host (the WASI component, the npm package, the Envoy filter)
-//! maps these types one for one; the WIT package `ftp-tunnel:plugin@0.2.0` mirrors them.
+//! maps these types one for one; the WIT package `ftp-tunnel:plugin@0.3.0` mirrors them.
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -130,6 +130,31 @@ impl fmt::Display for ForwardError {
 }
 
 impl std::error::Error for ForwardError {}
+
+/// Why a data path's connection did not deliver a whole transfer: the host's report in
+/// [`Session::handle_data_finished`](crate::session::Session::handle_data_finished). A
+/// transfer whose data path failed never gets a `2xx` completion reply through the session:
+/// the server may have written a small file into buffers and called it complete, but the
+/// client received nothing, so the client hears `426` instead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DataFailure {
+    /// No data connection was made: none came before the host's deadline, or the target
+    /// could not be reached.
+    NotConnected(String),
+    /// The data connection broke before every byte was delivered.
+    Broken(String),
+}
+
+impl fmt::Display for DataFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DataFailure::NotConnected(reason) => f.write_str(reason),
+            DataFailure::Broken(reason) => write!(f, "the data connection broke: {reason}"),
+        }
+    }
+}
+
+impl std::error::Error for DataFailure {}
 
 /// A client command the host is asked to allow or deny (see
 /// [`SessionConfig::check_commands`]).

@@ -92,7 +92,7 @@ fn transfer_through(s: &mut Session, log: &mut Ledger, id: ForwardId) {
     log.take(s);
     assert_ne!(log.to_client.last().unwrap(), "150 Here\r\n", "150 waits");
     s.handle_data_connected(id);
-    s.handle_data_finished(id);
+    s.handle_data_finished(id, Ok(()));
     log.take(s);
     assert_eq!(
         log.to_client[log.to_client.len() - 2..],
@@ -194,7 +194,7 @@ fn a_held_preliminary_reply_is_released_when_a_new_eprt_closes_its_forward() {
     s.handle_data_connected(second);
     log.take(&mut s);
     assert_eq!(log.to_client.last().unwrap(), "150 Opening\r\n");
-    s.handle_data_finished(second);
+    s.handle_data_finished(second, Ok(()));
     log.take(&mut s);
     assert_eq!(log.to_client.last().unwrap(), "226 Sent\r\n");
     log.all_closed_but(&[]);

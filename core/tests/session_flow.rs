@@ -281,7 +281,7 @@ fn the_completion_reply_waits_for_the_data_connection() {
     s.handle_client_bytes(b"NOOP\r\n");
     s.handle_server_bytes(b"200 ok\r\n");
     assert_eq!(actions(&mut s), vec![to_server("NOOP\r\n")]);
-    s.handle_data_finished(id);
+    s.handle_data_finished(id, Ok(()));
     assert_eq!(
         actions(&mut s),
         vec![
@@ -300,7 +300,7 @@ fn a_data_connection_finished_first_lets_the_completion_reply_through() {
     s.handle_client_bytes(b"LIST\r\n");
     s.handle_server_bytes(b"150 Here\r\n");
     actions(&mut s);
-    s.handle_data_finished(id);
+    s.handle_data_finished(id, Ok(()));
     s.handle_server_bytes(b"226 Done\r\n");
     assert_eq!(
         actions(&mut s),
@@ -428,7 +428,7 @@ fn a_forward_answer_nobody_waits_for_is_ignored() {
     assert_eq!(actions(&mut s), vec![]);
     s.handle_client_bytes(b"LIST\r\n");
     s.handle_server_bytes(b"150 go\r\n226 done\r\n");
-    s.handle_data_finished(id);
+    s.handle_data_finished(id, Ok(()));
     assert_eq!(
         actions(&mut s),
         vec![
@@ -487,7 +487,7 @@ fn in_active_mode_the_preliminary_reply_waits_for_the_data_connection() {
         actions(&mut s),
         vec![to_client("150 Here comes the listing\r\n")]
     );
-    s.handle_data_finished(id);
+    s.handle_data_finished(id, Ok(()));
     assert_eq!(
         actions(&mut s),
         vec![to_client("226 Done\r\n"), Action::CloseForward { id }]
@@ -554,7 +554,7 @@ fn a_transfer_note_names_the_command_its_reply_and_its_data_path() {
     s.handle_forward_opened(id, Ok(listening(6000)));
     s.handle_client_bytes(b"RETR big.bin\r\n");
     s.handle_server_bytes(b"150 go\r\n226 done\r\n");
-    s.handle_data_finished(id);
+    s.handle_data_finished(id, Ok(()));
     let notes: Vec<_> = s
         .drain_actions()
         .filter_map(|a| match a {

@@ -32,7 +32,7 @@ use tracing::{debug, warn};
 
 use crate::limits::Admission;
 use crate::pump::{DataChannel, PumpStats, pump, pump_server_on_tcp};
-use crate::runtime::wit::{self, DataMode, ForwardError};
+use crate::runtime::wit::{self, DataFailure, DataMode, ForwardError};
 use crate::settings::Direction;
 use crate::ssh::{DataLease, RemoteForward, SshPool};
 
@@ -59,8 +59,8 @@ pub struct DataFinished {
     pub id: u32,
     /// Passive or active.
     pub mode: DataMode,
-    /// Bytes moved, or why no data connection was carried.
-    pub result: Result<Transferred, String>,
+    /// Bytes moved, or why the data connection did not deliver them all.
+    pub result: Result<Transferred, DataFailure>,
     /// From the first byte of the connection to its end.
     pub elapsed: Duration,
 }
@@ -263,8 +263,12 @@ impl Job {
         }
     }
 
-    fn finish(&self, started: Instant, result: Result<PumpStats, String>) {
-        if let Err(reason) = &result {
+    fn finish(&self, started: Instant, result: Result<PumpStats, DataFailure>) {
+        if let Err(failure) = &result {
+            let reason = match failure {
+                DataFailure::NotConnected(reason) => reason.clone(),
+                DataFailure::Broken(reason) => format!("broke: {reason}"),
+            };
             warn!(
                 forward = self.id,
                 mode = mode_name(self.mode),
@@ -293,13 +297,13 @@ impl Job {
         }));
     }
 
-    async fn carry(&self, tcp: TcpStream, channel: DataChannel) -> Result<PumpStats, String> {
+    async fn carry(&self, tcp: TcpStream, channel: DataChannel) -> Result<PumpStats, DataFailure> {
         let result = if self.server_on_channel {
             pump(tcp, channel).await
         } else {
             pump_server_on_tcp(tcp, channel).await
         };
-        result.map_err(|e| e.to_string())
+        result.map_err(|e| DataFailure::Broken(e.to_string()))
     }
 
     /// A listener here; its one connection (from the expected peer) is carried through a
@@ -329,7 +333,7 @@ impl Job {
         drop(listener);
         let started = Instant::now();
         let result = match ready {
-            Err(reason) => Err(reason),
+            Err(reason) => Err(DataFailure::NotConnected(reason)),
             Ok(((tcp, _peer), (lease, channel))) => {
                 self.connected();
                 let stats = self.carry(tcp, channel).await;
@@ -349,9 +353,10 @@ impl Job {
         self.answer(Ok(listener.address));
         let arrived = tokio::time::timeout(self.timeout, rx).await;
         let started = Instant::now();
+        let not_connected = |reason: String| Err(DataFailure::NotConnected(reason));
         let result = match arrived {
-            Err(_) => Err(format!("no data connection within {:?}", self.timeout)),
-            Ok(Err(_)) => Err("the SSH connection closed the remote forward".to_owned()),
+            Err(_) => not_connected(format!("no data connection within {:?}", self.timeout)),
+            Ok(Err(_)) => not_connected("the SSH connection closed the remote forward".to_owned()),
             Ok(Ok(channel)) => {
                 // Closed when dropped, also if the target cannot be reached.
                 let channel = DataChannel::from(channel);
@@ -361,7 +366,7 @@ impl Job {
                         self.connected();
                         self.carry(tcp, channel).await
                     }
-                    Err(e) => Err(format!(
+                    Err(e) => not_connected(format!(
                         "cannot reach {}:{}: {e}",
                         self.target_host, self.target_port
                     )),

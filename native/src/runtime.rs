@@ -1,7 +1,7 @@
 //! The wasmtime side: loads the FTP rewrite component once and instantiates it per FTP
 //! control connection (one Store each, so a trap ends one session only).
 //!
-//! The component imports nothing of ours (contract 0.2): every call hands it input and takes
+//! The component imports nothing of ours (contract 0.3): every call hands it input and takes
 //! back the ordered actions, so a call never waits for the network. The WASI interfaces a
 //! std-built guest links are stubbed to trap: it gets no capability at all.
 
@@ -58,7 +58,7 @@ pub mod wit {
     }
 }
 
-use self::wit::{Action, ForwardError, Verdict};
+use self::wit::{Action, DataFailure, ForwardError, Verdict};
 
 /// The component built from `wasm-component/`, embedded at build time.
 pub static EMBEDDED_COMPONENT: &[u8] =
@@ -223,9 +223,13 @@ impl SessionInstance {
         call!(self, call_data_connected, id)
     }
 
-    /// The data connection of path `id` is over.
-    pub async fn data_finished(&mut self, id: u32) -> Result<Vec<Action>, RuntimeError> {
-        call!(self, call_data_finished, id)
+    /// The data connection of path `id` is over: every byte delivered, or why not.
+    pub async fn data_finished(
+        &mut self,
+        id: u32,
+        outcome: Result<(), &DataFailure>,
+    ) -> Result<Vec<Action>, RuntimeError> {
+        call!(self, call_data_finished, id, outcome)
     }
 
     /// The answer to `check-command(id, ..)`.

@@ -332,7 +332,8 @@ impl Running<'_> {
                                 event.elapsed,
                             );
                         }
-                        let actions = self.instance.data_finished(event.id).await?;
+                        let outcome = event.result.as_ref().map(|_| ());
+                        let actions = self.instance.data_finished(event.id, outcome).await?;
                         finished = Some(event);
                         actions
                     }

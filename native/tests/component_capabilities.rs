@@ -1,12 +1,12 @@
 //! The embedded component may import nothing beyond what the host grants: the contract's
-//! types (contract 0.2 has no functions to import). The WASI interfaces a std-built guest names are linked as traps,
+//! types (contract 0.3 has no functions to import). The WASI interfaces a std-built guest names are linked as traps,
 //! so they must stay within the harmless set below; anything else (sockets, filesystem,
 //! clocks, random, HTTP) fails this test.
 
 use ftp_tunnel::runtime::Runtime;
 
 /// Granted for real.
-const GRANTED: &[&str] = &["ftp-tunnel:plugin/types@0.2.0"];
+const GRANTED: &[&str] = &["ftp-tunnel:plugin/types@0.3.0"];
 
 /// Named by std's wasm32-wasip2 runtime (stdio for panics, args/env, exit), linked as traps.
 const TRAPPED_PREFIXES: &[&str] = &[

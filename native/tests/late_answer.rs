@@ -1,4 +1,4 @@
-//! The host answers a data-path request late (contract 0.2): meanwhile the session keeps
+//! The host answers a data-path request late (contract 0.3): meanwhile the session keeps
 //! taking bytes and relaying them, through the real embedded component in wasmtime.
 
 use ftp_tunnel::runtime::Runtime;

@@ -198,10 +198,18 @@ fn a_data_client_that_never_connects_gets_a_failure_reply_after_data_timeout() {
 }
 
 #[test]
-#[ignore = "known defect (issue 12): a file that fits in the buffers between vsftpd and the \
-            tunnel is reported '226 Transfer complete' although the client never connected; \
-            the core needs to hear that the data path failed (contract change)"]
 fn a_small_file_never_fetched_is_not_reported_complete() {
-    let (reply, _) = retr_without_a_data_connection(4 * 1024 * 1024);
-    assert_eq!(reply.class(), 4, "the transfer failed: {reply:?}");
+    // Small enough to fit in the buffers between vsftpd and the tunnel: vsftpd writes it all
+    // and says "226 Transfer complete" although nobody received it. The tunnel reports the
+    // data path failed, and the client hears 426 instead.
+    let (reply, took) = retr_without_a_data_connection(4 * 1024 * 1024);
+    assert_eq!(reply.code, 426, "the transfer failed: {reply:?}");
+    assert!(
+        reply.text.contains("no data connection within"),
+        "the reply says why: {reply:?}"
+    );
+    assert!(
+        took >= Duration::from_secs(2) && took < Duration::from_secs(8),
+        "the reply came after {took:?}, DataTimeout is 2 s"
+    );
 }

@@ -3,8 +3,8 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use ftp_tunnel_core::session::{
-    Action, ConfigError, DataMode, DataPathRequest, ForwardError, Note, NoteKind, SessionConfig,
-    Verdict,
+    Action, ConfigError, DataFailure, DataMode, DataPathRequest, ForwardError, Note, NoteKind,
+    SessionConfig, Verdict,
 };
 
 use crate::bindings::ftp_tunnel::plugin::types as wit;
@@ -58,6 +58,13 @@ pub(crate) fn forward_error(error: wit::ForwardError) -> ForwardError {
         wit::ForwardError::Refused(reason) => ForwardError::Refused(reason),
         wit::ForwardError::Denied(reason) => ForwardError::Denied(reason),
         wit::ForwardError::Failed(reason) => ForwardError::Failed(reason),
+    }
+}
+
+pub(crate) fn data_failure(failure: wit::DataFailure) -> DataFailure {
+    match failure {
+        wit::DataFailure::NotConnected(reason) => DataFailure::NotConnected(reason),
+        wit::DataFailure::Broken(reason) => DataFailure::Broken(reason),
     }
 }
 

@@ -81,8 +81,9 @@ impl GuestSession for SessionResource {
         self.step(|core| core.handle_data_connected(id))
     }
 
-    fn data_finished(&self, id: u32) -> Vec<wit::Action> {
-        self.step(|core| core.handle_data_finished(id))
+    fn data_finished(&self, id: u32, outcome: Result<(), wit::DataFailure>) -> Vec<wit::Action> {
+        let outcome = outcome.map_err(convert::data_failure);
+        self.step(|core| core.handle_data_finished(id, outcome))
     }
 
     fn command_verdict(&self, id: u32, verdict: wit::Verdict) -> Vec<wit::Action> {

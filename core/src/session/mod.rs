@@ -30,8 +30,8 @@ use crate::framing::LineFramer;
 use crate::reply::ReplyTracker;
 
 pub use crate::contract::{
-    Action, CheckId, CommandCheck, ConfigError, DataMode, DataPathRequest, ForwardError, ForwardId,
-    Note, NoteKind, SessionConfig, Verdict,
+    Action, CheckId, CommandCheck, ConfigError, DataFailure, DataMode, DataPathRequest,
+    ForwardError, ForwardId, Note, NoteKind, SessionConfig, Verdict,
 };
 use types::{ClientWait, DataForward, DataSeq, Expect, ServerWait};
 
@@ -50,6 +50,9 @@ pub struct Session {
     client_wait: Option<ClientWait>,
     /// The current data forward: opened, and named to the server by its latest data command.
     data: Option<DataForward>,
+    /// Why the current data forward's connection failed, as the host reported it: its
+    /// transfer's `2xx` completion reply becomes a `426`.
+    data_failure: Option<(ForwardId, String)>,
     /// Data commands relayed to the server so far (the last one's [`DataSeq`]).
     data_commands: DataSeq,
     next_forward: ForwardId,
@@ -80,6 +83,7 @@ impl Session {
             server_wait: None,
             client_wait: None,
             data: None,
+            data_failure: None,
             data_commands: 0,
             next_forward: 1,
             next_check: 1,
@@ -156,14 +160,20 @@ impl Session {
         self.run();
     }
 
-    /// The data connection of forward `id` is over and everything it carried was delivered,
-    /// or it failed, or no connection came in time. Ignored unless `id` is the current
-    /// data forward.
-    pub fn handle_data_finished(&mut self, id: ForwardId) {
+    /// The data connection of forward `id` is over: `Ok` if everything it carried was
+    /// delivered, or why not (no connection came in time, the target was unreachable, the
+    /// connection broke). After a failure, the server's `2xx` completion reply for the
+    /// transfer it carried reaches the client as a `426`: a server that wrote a small file
+    /// into buffers calls it complete although the client received nothing. Ignored unless
+    /// `id` is the current data forward.
+    pub fn handle_data_finished(&mut self, id: ForwardId, outcome: Result<(), DataFailure>) {
         let Some(data) = self.data.as_mut().filter(|d| d.id == id) else {
             return;
         };
         data.finished = true;
+        if let Err(failure) = outcome {
+            self.data_failure = Some((id, failure.to_string()));
+        }
         let held_for_it = self.held_for() == Some(id);
         match self.server_wait {
             // The transfer is over: its completion reply goes out as the forward closes.
@@ -295,9 +305,15 @@ impl Session {
     /// Relays the reply held for a data connection, if any, and stops waiting.
     fn release_held(&mut self) {
         match self.server_wait.take_if(|w| w.holds_for().is_some()) {
-            Some(ServerWait::TransferEnd { id, held, command }) => {
-                self.transfer_note(&command, &held, Some(id));
-                self.send_client(held);
+            Some(ServerWait::TransferEnd {
+                id,
+                held,
+                command,
+                multiline,
+            }) => {
+                let reply = self.completion_reply(id, held, multiline);
+                self.transfer_note(&command, &reply, Some(id));
+                self.send_client(reply);
             }
             Some(ServerWait::DataConnect { held, .. }) => self.send_client(held),
             Some(ServerWait::PassiveForward { .. }) | None => {}
@@ -314,7 +330,38 @@ impl Session {
         if self.data.is_some_and(|d| d.id == id) {
             self.data = None;
         }
+        if self
+            .data_failure
+            .as_ref()
+            .is_some_and(|(failed, _)| *failed == id)
+        {
+            self.data_failure = None;
+        }
         self.actions.push_back(Action::CloseForward { id });
+    }
+
+    /// The completion reply to relay for a transfer that forward `id` carried: the server's
+    /// own, unless the host reported that the forward's connection failed and the server
+    /// calls the transfer a success, in which case the client hears `426`. The last line of
+    /// a multi-line reply must repeat the code the client has already seen, so such a reply
+    /// goes through as it is.
+    fn completion_reply(&self, id: ForwardId, reply: Vec<u8>, multiline: bool) -> Vec<u8> {
+        let Some((_, reason)) = self
+            .data_failure
+            .as_ref()
+            .filter(|(failed, _)| *failed == id)
+        else {
+            return reply;
+        };
+        if multiline || !reply.first().is_some_and(|c| *c == b'2') {
+            return reply;
+        }
+        let said = sanitize_for_reply(reply.trim_ascii_end());
+        let reason = sanitize_for_reply(reason.as_bytes());
+        format!(
+            "426 Connection closed; transfer aborted: {reason} (the FTP server said: {said})\r\n"
+        )
+        .into_bytes()
     }
 
     /// Closes the current data forward, if any.

@@ -16,6 +16,8 @@ impl Session {
             self.send_client(line.raw);
             return;
         }
+        // A final line that closes a multi-line reply repeats the code its first line gave.
+        let closes_multiline = self.replies.open_code().is_some();
         match self.replies.classify(line.content()) {
             ReplyLine::Start { code } => {
                 self.in_feat_reply = code == 211 && self.expected.front() == Some(&Expect::Feat);
@@ -29,12 +31,12 @@ impl Session {
             ReplyLine::Unrecognized => self.send_client(line.raw),
             ReplyLine::Final { code } => {
                 self.in_feat_reply = false;
-                self.on_final_reply(code, line);
+                self.on_final_reply(code, line, closes_multiline);
             }
         }
     }
 
-    fn on_final_reply(&mut self, code: u16, line: Line) {
+    fn on_final_reply(&mut self, code: u16, line: Line, multiline: bool) {
         if !self.greeted && matches!(code, 120 | 220 | 421) {
             self.greeted = code != 120;
             return self.send_client(line.raw);
@@ -65,7 +67,9 @@ impl Session {
                 }
                 self.send_client(line.raw);
             }
-            Expect::Transfer(seq, command) => self.on_transfer_end(seq, command, code, line),
+            Expect::Transfer(seq, command) => {
+                self.on_transfer_end(seq, command, code, line, multiline)
+            }
             Expect::EpsvAll => {
                 if (200..300).contains(&code) {
                     self.epsv_all = true;
@@ -77,7 +81,14 @@ impl Session {
     }
 
     /// The final reply of a transfer (`command`) served by the data command at `seq`.
-    fn on_transfer_end(&mut self, seq: DataSeq, command: String, code: u16, line: Line) {
+    fn on_transfer_end(
+        &mut self,
+        seq: DataSeq,
+        command: String,
+        code: u16,
+        line: Line,
+        multiline: bool,
+    ) {
         // The data path that carried this transfer, if the session opened it.
         let carried = self.data.filter(|d| d.seq == seq).map(|d| d.id);
         match self.data {
@@ -86,12 +97,17 @@ impl Session {
                     id: data.id,
                     held: line.raw,
                     command,
+                    multiline,
                 });
             }
             // This transfer's data path (or an older one) is done with.
             Some(data) if data.seq <= seq => {
-                self.transfer_note(&command, &line.raw, carried);
-                self.send_client(line.raw);
+                let reply = match carried {
+                    Some(id) => self.completion_reply(id, line.raw, multiline),
+                    None => line.raw,
+                };
+                self.transfer_note(&command, &reply, carried);
+                self.send_client(reply);
                 self.close_forward(data.id);
             }
             // No data path, or one a later data command named: it serves the next transfer.

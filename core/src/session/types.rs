@@ -65,6 +65,8 @@ pub(super) enum ServerWait {
         id: ForwardId,
         held: Vec<u8>,
         command: String,
+        /// `held` closes a multi-line reply.
+        multiline: bool,
     },
     /// For an active-mode data connection to reach the client before relaying the
     /// transfer's preliminary reply: curl treats control data that arrives before the data

@@ -34,8 +34,8 @@ pub use super::session_input::*;
 use ftp_tunnel_core::command::parse_command;
 use ftp_tunnel_core::framing::LineFramer;
 use ftp_tunnel_core::session::{
-    Action, CheckId, DataMode, DataPathRequest, ForwardError, ForwardId, NoteKind, Session,
-    SessionConfig, Verdict,
+    Action, CheckId, DataFailure, DataMode, DataPathRequest, ForwardError, ForwardId, NoteKind,
+    Session, SessionConfig, Verdict,
 };
 
 /// Reads an input front to back; past its end every byte reads as 0.
@@ -201,7 +201,14 @@ impl Host {
             }
             DATA_FINISHED => {
                 let id = self.pick(reader.byte());
-                self.session.handle_data_finished(id);
+                let how = reader.byte();
+                let reason = REASONS[usize::from(how >> 2) % REASONS.len()].to_owned();
+                let outcome = match how & 3 {
+                    0 => Err(DataFailure::NotConnected(reason)),
+                    1 => Err(DataFailure::Broken(reason)),
+                    _ => Ok(()),
+                };
+                self.session.handle_data_finished(id, outcome);
             }
             COMMAND_VERDICT => {
                 let id = self.pick_check(reader.byte());
@@ -328,7 +335,11 @@ impl Host {
                 self.check_allowed(&bytes);
             }
             Action::ToClient(bytes) => {
-                self.probes_seen.0 |= bytes == PROBE_REPLY[2..];
+                // A probe that lands as the completion reply of a transfer whose data path
+                // the host reported failed comes through as a 426 quoting it.
+                self.probes_seen.0 |= bytes == PROBE_REPLY[2..]
+                    || (bytes.starts_with(b"426 ")
+                        && bytes.ends_with(b"(the FTP server said: 299 probe)\r\n"));
                 if !self.server_lines.contains(&bytes) {
                     assert_generated_line(&bytes);
                 }
@@ -483,7 +494,7 @@ impl Host {
                 self.session.handle_data_connected(id);
                 self.check(available);
                 let available = self.session.buffered_len();
-                self.session.handle_data_finished(id);
+                self.session.handle_data_finished(id, Ok(()));
                 self.check(available);
             }
             if self.awaiting.is_empty()

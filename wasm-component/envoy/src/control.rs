@@ -162,7 +162,7 @@ impl ControlSession {
                 let opened = result.is_ok();
                 self.session.handle_forward_opened(id, result);
                 if opened {
-                    self.session.handle_data_finished(id);
+                    self.session.handle_data_finished(id, Ok(()));
                 }
             }
             DataMode::Active => {

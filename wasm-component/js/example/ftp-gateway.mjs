@@ -110,8 +110,15 @@ function serveClient(client) {
     const sockets = new Set();
     let closed = false;
     let open = 2; // sockets of the data connection not yet closed
+    let connected = false; // both ends of the data connection are up
+    let failure = null; // why the data connection did not deliver everything, if it did not
     const listener = net.createServer({ pauseOnConnect: true });
-    const timer = setTimeout(() => { if (sockets.size === 0) finish(); }, DATA_ACCEPT_TIMEOUT_MS);
+    const timer = setTimeout(() => {
+      if (sockets.size === 0) {
+        finish(notConnected(`no data connection within ${DATA_ACCEPT_TIMEOUT_MS / 1000} s`));
+      }
+    }, DATA_ACCEPT_TIMEOUT_MS);
+    function notConnected(reason) { return { err: { kind: 'notConnected', reason } }; }
 
     function close() { // the core is done with it: report nothing more
       closed = true;
@@ -123,12 +130,14 @@ function serveClient(client) {
       listener.close();
       for (const s of sockets) s.destroy();
     }
-    function finish() { // the data connection is over (or never came): tell the core once
+    // The data connection is over (or never came): tell the core once, and how it went, so
+    // that a server's 226 for data the client never got reaches it as a 426.
+    function finish(outcome = 'ok') {
       if (closed) return;
       closed = true;
       paths.delete(id);
       shutDown();
-      step(() => session.dataFinished(id));
+      step(() => session.dataFinished(id, outcome));
     }
     paths.set(id, { close });
 
@@ -143,13 +152,20 @@ function serveClient(client) {
       const outgoing = net.connect({ host: targetHost, port: targetPort });
       for (const [from, to] of [[incoming, outgoing], [outgoing, incoming]]) {
         sockets.add(to);
-        to.on('error', () => { incoming.destroy(); outgoing.destroy(); });
-        to.on('close', () => { if (--open === 0) finish(); }); // failed, or both sides done
+        to.on('error', (e) => {
+          failure ??= connected
+            ? { err: { kind: 'broken', reason: e.code ?? e.message } }
+            : notConnected(`cannot reach ${targetHost}:${targetPort}: ${e.code ?? e.message}`);
+          incoming.destroy();
+          outgoing.destroy();
+        });
+        to.on('close', () => { if (--open === 0) finish(failure ?? 'ok'); }); // failed, or both sides done
         // Done when one side has sent everything and it was all written to the other side
         // (pipe() ends `to` after `from` ended; 'finish' = flushed, FIN sent).
         to.on('finish', () => { if (from.readableEnded) finish(); });
       }
       outgoing.on('connect', () => {
+        connected = true;
         incoming.pipe(outgoing);
         outgoing.pipe(incoming);
         incoming.resume();
@@ -157,7 +173,7 @@ function serveClient(client) {
       });
     });
     listener.on('error', (e) => {
-      if (closed || listener.listening) return finish();
+      if (closed || listener.listening) return finish(notConnected(e.message));
       closed = true;
       paths.delete(id);
       shutDown();

@@ -54,7 +54,7 @@ extern "C" {
     ) -> JsValue;
 }
 
-/// The `type` field of each action, contract 0.2's variant names in camelCase (the strings
+/// The `type` field of each action, contract 0.3's variant names in camelCase (the strings
 /// the JavaScript above writes).
 pub fn type_name(action: &Action) -> &'static str {
     match action {
@@ -67,7 +67,7 @@ pub fn type_name(action: &Action) -> &'static str {
     }
 }
 
-/// The note kinds in the order of `NOTE_KINDS` above: contract 0.2's `note-kind` in camelCase.
+/// The note kinds in the order of `NOTE_KINDS` above: contract 0.3's `note-kind` in camelCase.
 pub const NOTE_KINDS: [&str; 6] = [
     "rewrite",
     "refused",

@@ -5,7 +5,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use ftp_tunnel_core::session::{ForwardError, SessionConfig, Verdict};
+use ftp_tunnel_core::session::{DataFailure, ForwardError, SessionConfig, Verdict};
 use js_sys::{Object, Reflect};
 use wasm_bindgen::{JsCast, JsValue};
 
@@ -126,6 +126,38 @@ pub fn forward_result(value: &JsValue) -> Result<Result<SocketAddr, ForwardError
             field: "result".into(),
             expected: "exactly one of {ok: {address, port}} or {err: {kind, reason}}",
             got: describe(value),
+        }),
+    }
+}
+
+/// A `DataOutcome`: `"ok"` (or `undefined`, as 0.2's one-argument `dataFinished(id)` meant)
+/// or `{err: {kind, reason}}` with kind `"notConnected"` or `"broken"`.
+pub fn data_outcome(value: &JsValue) -> Result<Result<(), DataFailure>, InputError> {
+    const EXPECTED: &str = "\"ok\" or {err: {kind: \"notConnected\" | \"broken\", reason}}";
+    if value.is_undefined() || value.as_string().is_some_and(|word| word == "ok") {
+        return Ok(Ok(()));
+    }
+    if let Some(word) = value.as_string() {
+        return Err(InputError::NotOneOf {
+            field: "outcome".into(),
+            value: word,
+            allowed: EXPECTED,
+        });
+    }
+    let object = object(value, "outcome")?;
+    only_known(object, "outcome", &["err"])?;
+    let err = get(object, "err");
+    let err = self::object(&err, "outcome.err")?;
+    only_known(err, "outcome.err", &["kind", "reason"])?;
+    let kind = string(&get(err, "kind"), "outcome.err.kind")?;
+    let reason = string(&get(err, "reason"), "outcome.err.reason")?;
+    match kind.as_str() {
+        "notConnected" => Ok(Err(DataFailure::NotConnected(reason))),
+        "broken" => Ok(Err(DataFailure::Broken(reason))),
+        _ => Err(InputError::NotOneOf {
+            field: "outcome.err.kind".into(),
+            value: kind,
+            allowed: "\"notConnected\", \"broken\"",
         }),
     }
 }

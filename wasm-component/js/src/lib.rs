@@ -1,7 +1,7 @@
 //! The ftp-tunnel rewrite core as an npm package: thin wasm-bindgen glue around
 //! [`ftp_tunnel_core`], built for `wasm32-unknown-unknown`.
 //!
-//! JavaScript sees one class, `Session`, with contract 0.2's calls in camelCase
+//! JavaScript sees one class, `Session`, with contract 0.3's calls in camelCase
 //! (`fromClient`, `fromServer`, `forwardOpened`, `dataConnected`, `dataFinished`,
 //! `commandVerdict`); each returns the core's actions, in order, as plain objects (see
 //! [`actions`]). Answers and configurations coming from JavaScript are checked field by field
@@ -28,7 +28,7 @@ const TS_TYPES: &str = r#"
  */
 export type IpAddress = string;
 
-/** Everything a session needs to know about its control connection (contract 0.2 `session-config`). */
+/** Everything a session needs to know about its control connection (contract 0.3 `session-config`). */
 export interface SessionConfig {
   /** The FTP client's address: the control connection's peer. PORT/EPRT/LPRT are checked against it. */
   clientPeer: IpAddress;
@@ -83,11 +83,19 @@ export type ForwardResult =
   | { ok: { address: IpAddress; port: number } }
   | { err: ForwardError };
 
+/**
+ * How a data path's connection ended, for `dataFinished(id, outcome)`: "ok" once every byte was
+ * delivered, else why not: "notConnected" (nobody came in time, or the target was unreachable)
+ * or "broken" (it broke before the end). After a failure the server's 2xx for that transfer
+ * reaches the client as 426 (a small file may sit in buffers that nobody read).
+ */
+export type DataOutcome = "ok" | { err: { kind: "notConnected" | "broken"; reason: string } };
+
 /** The answer to a "checkCommand" action: go on, or refuse with `550 denied by policy: <reason>`. */
 export type Verdict = "allow" | { deny: string };
 "#;
 
-/// One FTP control connection's rewrite state (contract 0.2 `session`).
+/// One FTP control connection's rewrite state (contract 0.3 `session`).
 #[wasm_bindgen(js_name = Session)]
 pub struct JsSession {
     core: CoreSession,
@@ -148,12 +156,19 @@ impl JsSession {
         self.drain()
     }
 
-    /// The data connection of path `id` is over and all its bytes were delivered (or it
-    /// failed, or none came in time).
+    /// The data connection of path `id` is over: `"ok"` (or no `outcome`) once all its bytes
+    /// were delivered, else `{err: {kind: "notConnected" | "broken", reason}}`; after a
+    /// failure the server's `2xx` for that transfer reaches the client as `426`. Throws an
+    /// `Error` if `outcome` has neither shape.
     #[wasm_bindgen(js_name = dataFinished, unchecked_return_type = "Action[]")]
-    pub fn data_finished(&mut self, id: u32) -> js_sys::Array {
-        self.core.handle_data_finished(id);
-        self.drain()
+    pub fn data_finished(
+        &mut self,
+        id: u32,
+        #[wasm_bindgen(unchecked_param_type = "DataOutcome | undefined")] outcome: JsValue,
+    ) -> Result<js_sys::Array, JsError> {
+        let outcome = input::data_outcome(&outcome).map_err(|e| JsError::new(&e.to_string()))?;
+        self.core.handle_data_finished(id, outcome);
+        Ok(self.drain())
     }
 
     /// The answer to `checkCommand` `id`: `"allow"` or `{deny: reason}`. Throws an `Error`

@@ -79,6 +79,32 @@ test('passive: openDataPath, then the reply names the address forwardOpened gave
   assert.equal(finished[2].id, open.id);
 });
 
+test('a data path reported failed turns the held 226 into a 426 with the reason', () => {
+  const s = loggedIn();
+  s.fromClient(bytes('EPSV\r\n'));
+  const [open] = s.fromServer(bytes('229 Entering Extended Passive Mode (|||40001|)\r\n'));
+  s.forwardOpened(open.id, { ok: { address: '127.0.0.9', port: 5000 } });
+  s.fromClient(bytes('RETR small\r\n'));
+  assert.deepEqual(s.fromServer(bytes('150 here\r\n226 done\r\n')).map(text), ['150 here\r\n']);
+  const finished = s.dataFinished(open.id, { err: { kind: 'notConnected', reason: 'nobody came in 30 s' } });
+  assert.deepEqual(finished.map((a) => a.type), ['note', 'toClient', 'closeDataPath']);
+  assert.equal(
+    text(finished[1]),
+    '426 Connection closed; transfer aborted: nobody came in 30 s (the FTP server said: 226 done)\r\n',
+  );
+  assert.match(finished[0].replacement, /^426 /);
+});
+
+test('dataFinished with an outcome of neither shape throws, naming the field', () => {
+  const s = loggedIn();
+  assert.throws(() => s.dataFinished(1, 'fine'), /outcome: "fine" is not one of/);
+  assert.throws(
+    () => s.dataFinished(1, { err: { kind: 'lost', reason: 'x' } }),
+    /outcome\.err\.kind: "lost" is not one of/,
+  );
+  assert.deepEqual(s.dataFinished(1, 'ok'), [], 'a path never asked for is ignored');
+});
+
 test('a data path that could not be opened gives the client 425 with the reason', () => {
   const s = loggedIn();
   s.fromClient(bytes('EPSV\r\n'));
