@@ -4,7 +4,7 @@
 //! server listening on the namespace's 127.0.0.1 is therefore reachable only through
 //! sshd, which is what makes "the data went through SSH" a fact rather than a hope.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Once;
@@ -19,13 +19,16 @@ const SUBNETS: u32 = 1 << 14;
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 static SWEEP: Once = Once::new();
 
-/// A network namespace with `lo` up and a veth link to the root namespace; deleted on Drop.
+/// A network namespace with `lo` up and a veth link to the root namespace (IPv4 and IPv6);
+/// deleted on Drop.
 #[derive(Debug)]
 pub struct NetNs {
     name: String,
     host_if: String,
     host_ip: Ipv4Addr,
     ns_ip: Ipv4Addr,
+    /// The subnet's index: also names the link's IPv6 prefix, `fd42:213:IDX::/64`.
+    idx: u32,
 }
 
 impl NetNs {
@@ -60,6 +63,7 @@ impl NetNs {
                 host_if,
                 host_ip,
                 ns_ip,
+                idx,
             };
             ns.setup(&ns_if)?;
             return Ok(ns);
@@ -79,6 +83,22 @@ impl NetNs {
         run_checked(&mut self.command_in("ip", &["link", "set", "lo", "up"]))?;
         run_checked(&mut self.command_in("ip", &["addr", "add", &ns_cidr, "dev", ns_if]))?;
         run_checked(&mut self.command_in("ip", &["link", "set", ns_if, "up"]))?;
+        // IPv6 beside it; `nodad`: usable at once, without duplicate address detection's
+        // wait (nothing else is on this link).
+        let host6 = format!("{}/64", self.host_ip6());
+        let ns6 = format!("{}/64", self.ns_ip6());
+        run_checked(Command::new("ip").args([
+            "-6",
+            "addr",
+            "add",
+            &host6,
+            "dev",
+            &self.host_if,
+            "nodad",
+        ]))?;
+        run_checked(
+            &mut self.command_in("ip", &["-6", "addr", "add", &ns6, "dev", ns_if, "nodad"]),
+        )?;
         Ok(())
     }
 
@@ -95,6 +115,16 @@ impl NetNs {
     /// The address of the veth end inside the namespace (where sshd listens).
     pub fn ns_ip(&self) -> Ipv4Addr {
         self.ns_ip
+    }
+
+    /// The IPv6 address of the veth end in the root namespace.
+    pub fn host_ip6(&self) -> Ipv6Addr {
+        Ipv6Addr::new(0xfd42, 0x213, self.idx as u16, 0, 0, 0, 0, 1)
+    }
+
+    /// The IPv6 address of the veth end inside the namespace.
+    pub fn ns_ip6(&self) -> Ipv6Addr {
+        Ipv6Addr::new(0xfd42, 0x213, self.idx as u16, 0, 0, 0, 0, 2)
     }
 
     /// Takes the root namespace's end of the veth link down: from then on nothing crosses

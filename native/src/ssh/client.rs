@@ -455,8 +455,20 @@ async fn connect_tcp(opts: &SshOptions, limit: Duration) -> Result<TunedStream, 
                     source,
                 });
             }
-            Ok(Ok(a)) => a.filter(|a| opts.address_family.allows(a)).collect(),
+            Ok(Ok(a)) => a.collect(),
         };
+    let resolved = addrs.len();
+    let addrs: Vec<SocketAddr> = addrs
+        .into_iter()
+        .filter(|a| opts.address_family.allows(a))
+        .collect();
+    if resolved > 0 && addrs.is_empty() {
+        // OpenSSH's words for `-4` with an IPv6-only host (and `-6` the other way round).
+        return Err(SshError::Resolve {
+            host: host.to_string(),
+            source: std::io::Error::other("Address family for hostname not supported"),
+        });
+    }
     let mut last = None;
     for sa in addrs {
         match tokio::time::timeout_at(deadline, TcpStream::connect(sa)).await {
