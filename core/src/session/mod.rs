@@ -353,7 +353,7 @@ impl Session {
         else {
             return reply;
         };
-        if multiline || !reply.first().is_some_and(|c| *c == b'2') {
+        if multiline || reply.first() != Some(&b'2') {
             return reply;
         }
         let said = sanitize_for_reply(reply.trim_ascii_end());
