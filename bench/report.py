@@ -104,6 +104,16 @@ def build_rows(res: Results, ciphers: list[str], control: dict | None) -> list[R
                 r = _ratio(ft, _best((ssh, tty), False))
                 rows.append(Row(f"client CPU {op} {mode} [{c}]", "s/GiB", ft, ssh, tty, None, r,
                                 "ssh", "<= 0.8x ssh", None if r is None else r <= 0.8))
+            for op in ("RETR", "STOR"):
+                # Every process's CPU (FTP client and server, SSH client, sshd, kernel) per
+                # GiB: on a machine whose cores the whole pipeline saturates, throughput is
+                # cores / this, so the SSH client's share bounds what it can gain.
+                ft, ssh, tty = _three(res, bulk, cipher, f"{op} passive machine CPU s/GiB")
+                direct = res.median(bulk, "direct", "", f"{op} passive machine CPU s/GiB")
+                if ft is None and ssh is None:
+                    continue
+                rows.append(Row(f"machine CPU {op} passive [{c}]", "s/GiB", ft, ssh, tty, direct,
+                                _ratio(ft, _best((ssh, tty), False)), "ssh"))
             ft, ssh, tty = _three(res, small, cipher, "seconds")
             direct = res.median(small, "direct", "", "seconds")
             if ft is not None or ssh is not None:

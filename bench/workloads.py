@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from lab import BenchError, Tunnel, cpu_seconds, rss_kib
+from lab import BenchError, Tunnel, cpu_seconds, machine_busy_seconds, rss_kib
 
 MIB = 1 << 20
 GIB = 1 << 30
@@ -35,6 +35,7 @@ class Transfer:
     bytes: int
     seconds: float
     cpu: float | None  # CPU seconds of the SSH client process during the transfer
+    machine_cpu: float  # CPU seconds of the whole machine (every process) during the transfer
 
     @property
     def mib_s(self) -> float:
@@ -43,6 +44,10 @@ class Transfer:
     @property
     def cpu_per_gib(self) -> float | None:
         return None if self.cpu is None else self.cpu / (self.bytes / GIB)
+
+    @property
+    def machine_cpu_per_gib(self) -> float:
+        return self.machine_cpu / (self.bytes / GIB)
 
 
 def curl_argv(ep: Endpoint, op: str, mode: str, remote: str, local: Path | None) -> list[str]:
@@ -69,15 +74,17 @@ def bulk(ep: Endpoint, op: str, mode: str, remote: str, local: Path | None,
          expect: int) -> Transfer:
     """One RETR (to /dev/null) or STOR (from tmpfs) with curl; CPU of the SSH client around it."""
     before = cpu_seconds(ep.pid) if ep.pid else None
+    machine_before = machine_busy_seconds()
     proc = subprocess.run(curl_argv(ep, op, mode, remote, local), capture_output=True,
                           text=True, stdin=subprocess.DEVNULL)
+    machine_after = machine_busy_seconds()
     after = cpu_seconds(ep.pid) if ep.pid else None
     size, secs = _parse_curl((proc.stdout, proc.stderr, proc.returncode),
                              f"{op} {mode} via {ep.name}")
     if size != expect:
         raise BenchError(f"{op} {mode} via {ep.name}: {size} bytes, expected {expect}")
     cpu = None if before is None else after - before
-    return Transfer(size, secs, cpu)
+    return Transfer(size, secs, cpu, machine_after - machine_before)
 
 
 def small_files(ep: Endpoint, names: list[str]) -> float:
