@@ -12,8 +12,15 @@ const CLIENT: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 /// A session with a passive data path opened for the next transfer, and that path's id.
 fn with_passive_path() -> (Session, ForwardId) {
     let mut s = Session::new(SessionConfig::new(CLIENT, "ftp.internal"));
+    let id = open_passive_path(&mut s, 40000, 6000);
+    (s, id)
+}
+
+/// EPSV answered with `server_port`, the data path it asks for opened as listening on
+/// `listen_port`; its id.
+fn open_passive_path(s: &mut Session, server_port: u16, listen_port: u16) -> ForwardId {
     s.handle_client_bytes(b"EPSV\r\n");
-    s.handle_server_bytes(b"229 ok (|||40000|)\r\n");
+    s.handle_server_bytes(format!("229 ok (|||{server_port}|)\r\n").as_bytes());
     let id = s
         .drain_actions()
         .find_map(|a| match a {
@@ -21,9 +28,9 @@ fn with_passive_path() -> (Session, ForwardId) {
             _ => None,
         })
         .expect("a data path is asked for");
-    s.handle_forward_opened(id, Ok(SocketAddr::new(CLIENT, 6000)));
+    s.handle_forward_opened(id, Ok(SocketAddr::new(CLIENT, listen_port)));
     s.drain_actions().for_each(drop);
-    (s, id)
+    id
 }
 
 /// What went to the client since the last call, as text, and the transfer notes' replies.
@@ -130,17 +137,7 @@ fn a_multi_line_226_keeps_its_code_so_the_client_sees_it_end() {
 fn a_failure_of_a_path_no_longer_current_changes_nothing() {
     let (mut s, old) = with_passive_path();
     // A second EPSV replaces the first data path.
-    s.handle_client_bytes(b"EPSV\r\n");
-    s.handle_server_bytes(b"229 ok (|||40001|)\r\n");
-    let new = s
-        .drain_actions()
-        .find_map(|a| match a {
-            Action::OpenForward { id, .. } => Some(id),
-            _ => None,
-        })
-        .expect("a second data path");
-    s.handle_forward_opened(new, Ok(SocketAddr::new(CLIENT, 6001)));
-    client_text(&mut s);
+    let new = open_passive_path(&mut s, 40001, 6001);
     s.handle_data_finished(old, Err(no_connection()));
     s.handle_client_bytes(b"RETR f\r\n");
     s.handle_server_bytes(b"150 Opening\r\n226 Transfer complete.\r\n");

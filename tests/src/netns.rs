@@ -4,7 +4,7 @@
 //! server listening on the namespace's 127.0.0.1 is therefore reachable only through
 //! sshd, which is what makes "the data went through SSH" a fact rather than a hope.
 
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Once;
@@ -145,6 +145,17 @@ impl NetNs {
 
     /// TCP ports in LISTEN state inside the namespace.
     pub fn listening_ports(&self) -> Result<Vec<u16>> {
+        Ok(self
+            .listening_addresses()?
+            .iter()
+            .filter_map(|local| local.rsplit_once(':'))
+            .filter_map(|(_, p)| p.parse().ok())
+            .collect())
+    }
+
+    /// The local addresses of TCP listeners inside the namespace, as `ss` prints them
+    /// (`10.0.0.2:2222`, `[fd42::2]:2222`, `*:21`).
+    fn listening_addresses(&self) -> Result<Vec<String>> {
         let out = self
             .command_in("ss", &["-Hltn"])
             .stderr(Stdio::null())
@@ -154,8 +165,7 @@ impl NetNs {
         Ok(text
             .lines()
             .filter_map(|l| l.split_whitespace().nth(3))
-            .filter_map(|local| local.rsplit_once(':'))
-            .filter_map(|(_, p)| p.parse().ok())
+            .map(str::to_owned)
             .collect())
     }
 
@@ -165,6 +175,16 @@ impl NetNs {
             Ok(self.listening_ports()?.contains(&port).then_some(()))
         })
         .map_err(|_| Error::Timeout(format!("port {port} listening in {}", self.name)))
+    }
+
+    /// Waits until something listens on exactly `local` (address and port) inside the
+    /// namespace.
+    pub fn wait_listening_on(&self, local: SocketAddr, timeout: Duration) -> Result<()> {
+        let wanted = local.to_string();
+        poll_until(timeout, || {
+            Ok(self.listening_addresses()?.contains(&wanted).then_some(()))
+        })
+        .map_err(|_| Error::Timeout(format!("{local} listening in {}", self.name)))
     }
 
     /// PIDs of all processes whose network namespace is this one.

@@ -199,6 +199,16 @@ impl Sshd {
         self.dir.path().join("known_hosts")
     }
 
+    /// The server's host key as known_hosts names it: `type base64`.
+    pub fn host_key(&self) -> String {
+        let public = fs::read_to_string(self.dir.path().join("host_key.pub")).unwrap_or_default();
+        public
+            .split_whitespace()
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
     /// How many logins the log shows (`Accepted publickey`).
     pub fn accepted_logins(&self) -> usize {
         self.log().matches("Accepted publickey").count()

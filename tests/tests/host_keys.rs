@@ -39,17 +39,6 @@ fn args(sshd: &Sshd, known_hosts: &Path, strict: &str, extra: &[&str]) -> Vec<St
     a
 }
 
-/// The key part (`type base64`) of the sshd's known_hosts line.
-fn host_key(sshd: &Sshd) -> String {
-    let line = std::fs::read_to_string(sshd.known_hosts()).expect("known_hosts");
-    let mut fields = line.split_whitespace().skip(1);
-    format!(
-        "{} {}",
-        fields.next().expect("type"),
-        fields.next().expect("key")
-    )
-}
-
 #[test]
 fn ask_on_a_terminal_yes_adds_the_key_and_no_refuses() {
     let ns = NetNs::new().expect("netns");
@@ -101,7 +90,7 @@ fn ask_on_a_terminal_yes_adds_the_key_and_no_refuses() {
         accepted.screen
     );
     let recorded = std::fs::read_to_string(&known_hosts).expect("known_hosts written");
-    assert!(recorded.contains(&host_key(&sshd)), "{recorded}");
+    assert!(recorded.contains(&sshd.host_key()), "{recorded}");
     assert!(
         recorded.starts_with(&format!("[{}]:{} ", sshd.addr(), sshd.port())),
         "{recorded}"
@@ -151,7 +140,7 @@ fn hashed_known_hosts_are_written_and_found_and_a_changed_key_is_refused() {
         &known_hosts.display().to_string(),
     ]))
     .expect("ssh-keygen -F");
-    assert!(found.contains(&host_key(&sshd)), "{found}");
+    assert!(found.contains(&sshd.host_key()), "{found}");
     // ...and so does ftp-tunnel, under StrictHostKeyChecking=yes.
     let again = run(
         &args(&sshd, &known_hosts, "yes", &["-i", &key]),
@@ -204,7 +193,7 @@ fn hashed_known_hosts_are_written_and_found_and_a_changed_key_is_refused() {
     let valid = std::fs::read_to_string(sshd.known_hosts()).expect("known_hosts");
     std::fs::write(
         &revoked_file,
-        format!("@revoked * {}\n{valid}", host_key(&sshd)),
+        format!("@revoked * {}\n{valid}", sshd.host_key()),
     )
     .expect("write");
     let revoked = run(

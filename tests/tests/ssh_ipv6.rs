@@ -4,6 +4,7 @@
 //! every checked transfer crossed the IPv6 SSH connection; sshd's log names the IPv6 peer.
 //! The FTP clients come over IPv4 and over IPv6 (the mixed cases), passive and active.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use ftp_tunnel_e2e::checked::checked_round_trip;
@@ -12,7 +13,7 @@ use ftp_tunnel_e2e::lab::Lab;
 use ftp_tunnel_e2e::login::{home_env, run};
 use ftp_tunnel_e2e::netns::NetNs;
 use ftp_tunnel_e2e::open_tempdir;
-use ftp_tunnel_e2e::sshd::{Forwarding, Sshd};
+use ftp_tunnel_e2e::sshd::{Forwarding, SSHD_PORT, Sshd};
 use ftp_tunnel_e2e::tunnel::{Tunnel, ssh_args};
 use ftp_tunnel_e2e::vsftpd::Vsftpd;
 
@@ -20,17 +21,15 @@ use ftp_tunnel_e2e::vsftpd::Vsftpd;
 /// client's known_hosts.
 fn ipv6_lab() -> Lab {
     let ns = NetNs::new().expect("netns");
-    let listen = format!("ListenAddress [{}]:{}\n", ns.ns_ip6(), 2222);
+    let listen = format!("ListenAddress [{}]:{SSHD_PORT}\n", ns.ns_ip6());
     let sshd = Sshd::start_with(&ns, Forwarding::Yes, &listen).expect("sshd");
-    ns.wait_listening(sshd.port(), Duration::from_secs(10))
-        .expect("sshd listens");
+    // start_with waited for the port; the IPv6 listener may come a moment after the IPv4 one.
+    let ipv6_listener = SocketAddr::from((ns.ns_ip6(), SSHD_PORT));
+    ns.wait_listening_on(ipv6_listener, Duration::from_secs(10))
+        .expect("sshd listens on IPv6");
     // The host key under the IPv6 name too, as `ssh` would have recorded it.
     let known = std::fs::read_to_string(sshd.known_hosts()).expect("known_hosts");
-    let key = known
-        .split_once(' ')
-        .map(|(_, key)| key.to_owned())
-        .expect("a known_hosts line");
-    let line = format!("[{}]:{} {key}", ns.ns_ip6(), sshd.port());
+    let line = format!("[{}]:{SSHD_PORT} {}\n", ns.ns_ip6(), sshd.host_key());
     std::fs::write(sshd.known_hosts(), format!("{known}{line}")).expect("known_hosts");
     let server = Box::new(Vsftpd::start(&ns).expect("vsftpd"));
     Lab { server, sshd, ns }

@@ -330,13 +330,7 @@ impl Session {
         if self.data.is_some_and(|d| d.id == id) {
             self.data = None;
         }
-        if self
-            .data_failure
-            .as_ref()
-            .is_some_and(|(failed, _)| *failed == id)
-        {
-            self.data_failure = None;
-        }
+        self.data_failure.take_if(|(failed, _)| *failed == id);
         self.actions.push_back(Action::CloseForward { id });
     }
 

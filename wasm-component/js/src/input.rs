@@ -116,10 +116,7 @@ pub fn forward_result(value: &JsValue) -> Result<Result<SocketAddr, ForwardError
             Ok(Ok(SocketAddr::new(address, port)))
         }
         (true, false) => {
-            let err = self::object(&err, "result.err")?;
-            only_known(err, "result.err", &["kind", "reason"])?;
-            let kind = string(&get(err, "kind"), "result.err.kind")?;
-            let reason = string(&get(err, "reason"), "result.err.reason")?;
+            let (kind, reason) = kind_and_reason(&err, "result.err")?;
             forward_error("result.err.kind", &kind, reason).map(Err)
         }
         _ => Err(InputError::WrongType {
@@ -133,24 +130,22 @@ pub fn forward_result(value: &JsValue) -> Result<Result<SocketAddr, ForwardError
 /// A `DataOutcome`: `"ok"` (or `undefined`, as 0.2's one-argument `dataFinished(id)` meant)
 /// or `{err: {kind, reason}}` with kind `"notConnected"` or `"broken"`.
 pub fn data_outcome(value: &JsValue) -> Result<Result<(), DataFailure>, InputError> {
-    const EXPECTED: &str = "\"ok\" or {err: {kind: \"notConnected\" | \"broken\", reason}}";
-    if value.is_undefined() || value.as_string().is_some_and(|word| word == "ok") {
+    if value.is_undefined() {
         return Ok(Ok(()));
     }
     if let Some(word) = value.as_string() {
-        return Err(InputError::NotOneOf {
-            field: "outcome".into(),
-            value: word,
-            allowed: EXPECTED,
-        });
+        return match word.as_str() {
+            "ok" => Ok(Ok(())),
+            _ => Err(InputError::NotOneOf {
+                field: "outcome".into(),
+                value: word,
+                allowed: "\"ok\" or {err: {kind: \"notConnected\" | \"broken\", reason}}",
+            }),
+        };
     }
     let object = object(value, "outcome")?;
     only_known(object, "outcome", &["err"])?;
-    let err = get(object, "err");
-    let err = self::object(&err, "outcome.err")?;
-    only_known(err, "outcome.err", &["kind", "reason"])?;
-    let kind = string(&get(err, "kind"), "outcome.err.kind")?;
-    let reason = string(&get(err, "reason"), "outcome.err.reason")?;
+    let (kind, reason) = kind_and_reason(&get(object, "err"), "outcome.err")?;
     match kind.as_str() {
         "notConnected" => Ok(Err(DataFailure::NotConnected(reason))),
         "broken" => Ok(Err(DataFailure::Broken(reason))),
@@ -160,6 +155,15 @@ pub fn data_outcome(value: &JsValue) -> Result<Result<(), DataFailure>, InputErr
             allowed: "\"notConnected\", \"broken\"",
         }),
     }
+}
+
+/// The `{kind, reason}` object of an `err` answer (`field` names it), both strings.
+fn kind_and_reason(value: &JsValue, field: &str) -> Result<(String, String), InputError> {
+    let err = object(value, field)?;
+    only_known(err, field, &["kind", "reason"])?;
+    let kind = string(&get(err, "kind"), &format!("{field}.kind"))?;
+    let reason = string(&get(err, "reason"), &format!("{field}.reason"))?;
+    Ok((kind, reason))
 }
 
 /// A `Verdict`: `"allow"` or `{deny: reason}`.

@@ -109,7 +109,7 @@ impl JsSession {
     pub fn new(
         #[wasm_bindgen(unchecked_param_type = "SessionConfig")] config: JsValue,
     ) -> Result<JsSession, JsError> {
-        let config = input::config(&config).map_err(|e| JsError::new(&e.to_string()))?;
+        let config = input::config(&config)?;
         let core = CoreSession::try_new(config)
             .map_err(|e| JsError::new(&format!("invalid session config: {e}")))?;
         Ok(JsSession { core })
@@ -144,7 +144,7 @@ impl JsSession {
         id: u32,
         #[wasm_bindgen(unchecked_param_type = "ForwardResult")] result: JsValue,
     ) -> Result<js_sys::Array, JsError> {
-        let result = input::forward_result(&result).map_err(|e| JsError::new(&e.to_string()))?;
+        let result = input::forward_result(&result)?;
         self.core.handle_forward_opened(id, result);
         Ok(self.drain())
     }
@@ -166,7 +166,7 @@ impl JsSession {
         id: u32,
         #[wasm_bindgen(unchecked_param_type = "DataOutcome | undefined")] outcome: JsValue,
     ) -> Result<js_sys::Array, JsError> {
-        let outcome = input::data_outcome(&outcome).map_err(|e| JsError::new(&e.to_string()))?;
+        let outcome = input::data_outcome(&outcome)?;
         self.core.handle_data_finished(id, outcome);
         Ok(self.drain())
     }
@@ -179,7 +179,7 @@ impl JsSession {
         id: u32,
         #[wasm_bindgen(unchecked_param_type = "Verdict")] verdict: JsValue,
     ) -> Result<js_sys::Array, JsError> {
-        let verdict = input::verdict(&verdict).map_err(|e| JsError::new(&e.to_string()))?;
+        let verdict = input::verdict(&verdict)?;
         self.core.handle_command_verdict(id, verdict);
         Ok(self.drain())
     }
