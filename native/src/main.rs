@@ -50,29 +50,34 @@ async fn run(cli: Cli) -> ExitCode {
         Err(error @ TunnelError::Admin(_)) => return fail(EXIT_USAGE, &error.to_string()),
         Err(error) => return fail(EXIT_SSH_FAILURE, &error.to_string()),
     };
+    // The handlers are registered before anything says "listening": a script that signals
+    // the moment it reads that line must get a clean shutdown, not death by signal.
+    let shutdown = match shutdown_signal() {
+        Ok(shutdown) => shutdown,
+        Err(error) => return fail(EXIT_SSH_FAILURE, &format!("cannot handle signals: {error}")),
+    };
+    tunnel.announce();
     if ftp_tunnel::background::is_child() {
         ftp_tunnel::background::announce_ready();
     }
-    match tunnel.run(shutdown_signal()).await {
+    match tunnel.run(shutdown).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => fail(EXIT_SSH_FAILURE, &error.to_string()),
     }
 }
 
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let mut terminate =
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = async {
-            match terminate.as_mut() {
-                Some(signal) => { signal.recv().await; }
-                None => std::future::pending::<()>().await,
-            }
-        } => {}
-    }
-    tracing::info!("shutting down");
+/// Registers SIGINT and SIGTERM now; the future resolves on either.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+        tracing::info!("shutting down");
+    })
 }
 
 fn fail(code: u8, message: &str) -> ExitCode {

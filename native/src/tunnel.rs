@@ -122,20 +122,12 @@ impl Tunnel {
                     address: address.to_owned(),
                     source,
                 })?;
-            info!("listening on {local} ({spec} via {})", config.ssh.host);
             listeners.push((listener, spec.clone()));
         }
         let mut remote = Vec::new();
         for spec in &config.remote_forwards {
             let bind = spec.bind_address.as_deref().unwrap_or(DEFAULT_REMOTE_BIND);
             let forward = pool.control().remote_forward(bind, spec.bind_port).await?;
-            // "listening on ADDR:PORT", as for -L: scripts and tests read the port there.
-            info!(
-                "SSH server {} listening on {}:{} (-R {spec})",
-                config.ssh.host,
-                bracketed(bind),
-                forward.port()
-            );
             remote.push((forward, spec.clone()));
         }
         let (events, _) = broadcast::channel(1024);
@@ -153,6 +145,24 @@ impl Tunnel {
             remote,
             host: config.ssh.host,
         })
+    }
+
+    /// Logs where every forward listens ("listening on ADDR:PORT", which scripts and tests
+    /// read). A binary calls it only once it handles its shutdown signals: whoever reads the
+    /// line may signal at once, and must find the signal handled.
+    pub fn announce(&self) {
+        for (local, (_, spec)) in self.listen_addrs().into_iter().zip(&self.listeners) {
+            info!("listening on {local} ({spec} via {})", self.host);
+        }
+        for (forward, spec) in &self.remote {
+            let bind = spec.bind_address.as_deref().unwrap_or(DEFAULT_REMOTE_BIND);
+            info!(
+                "SSH server {} listening on {}:{} (-R {spec})",
+                self.host,
+                bracketed(bind),
+                forward.port()
+            );
+        }
     }
 
     /// Where each `-L` forward listens, in the order given.

@@ -1,12 +1,16 @@
 //! Process lifecycle: clean exit on signals, a clear failure when the SSH server goes.
 
+use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use ftp_tunnel_e2e::kill_pid;
 use ftp_tunnel_e2e::lab::{Lab, ServerKind};
+use ftp_tunnel_e2e::netns::NetNs;
 use ftp_tunnel_e2e::rawftp::RawFtp;
-use ftp_tunnel_e2e::sshd::Forwarding;
+use ftp_tunnel_e2e::sshd::{Forwarding, Sshd};
+use ftp_tunnel_e2e::tunnel::{binary, parse_listening, ssh_args, strip_ansi};
+use ftp_tunnel_e2e::{kill_pid, poll_until};
 
 fn open_session(lab: &Lab, port: u16) -> RawFtp {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
@@ -92,4 +96,58 @@ fn lost_ssh_server_exits_nonzero_with_a_clear_line() {
         ftp.cmd("NOOP").is_err(),
         "the FTP session outlived the tunnel"
     );
+}
+
+/// "listening on" is the line scripts wait for before they go on, and some stop the tunnel
+/// right then: SIGTERM sent the moment that line appears must already be a clean exit (it
+/// once arrived before the handler was registered and killed the process; a CI run caught it).
+#[test]
+fn sigterm_the_moment_it_listens_exits_zero() {
+    let ns = NetNs::new().expect("netns");
+    let sshd = Sshd::start(&ns, Forwarding::Yes).expect("sshd");
+    let mut args = ssh_args(&sshd);
+    args.extend(["-N", "-L", "ftp/127.0.0.1:0:127.0.0.1:21"].map(String::from));
+    args.push(sshd.addr().to_string());
+    for round in 0..10 {
+        let mut child = Command::new(binary())
+            .args(&args)
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn ftp-tunnel");
+        let stopped = KillOnDrop(child.id());
+        let mut seen = Vec::new();
+        // Read here, not on a polling thread, so the signal follows the line within a
+        // millisecond or two.
+        let stderr = BufReader::new(child.stderr.take().expect("stderr"));
+        for line in stderr.lines().map_while(Result::ok) {
+            let listening = parse_listening(&strip_ansi(&line)).is_some();
+            seen.push(line);
+            if listening {
+                assert!(kill_pid(child.id(), "TERM"));
+                break;
+            }
+        }
+        let status = poll_until(Duration::from_secs(10), || Ok(child.try_wait()?))
+            .unwrap_or_else(|e| panic!("round {round}: no exit after SIGTERM: {e}"));
+        // Reaped: its PID may be reused, so the guard must not kill it any more.
+        std::mem::forget(stopped);
+        assert!(
+            status.success(),
+            "round {round}: {status} after SIGTERM:\n{}",
+            seen.join("\n")
+        );
+    }
+}
+
+/// Kills a process by PID when dropped (a failed assertion must not leave it running).
+struct KillOnDrop(u32);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        kill_pid(self.0, "KILL");
+    }
 }

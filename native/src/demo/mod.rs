@@ -139,6 +139,7 @@ async fn run_in(opts: &DemoOptions, work: &Path) -> anyhow::Result<()> {
         .listen_addrs()
         .first()
         .context("the tunnel opened no listener")?;
+    tunnel.announce();
     let mut events = tunnel.subscribe();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let tunnel_task = tokio::spawn(tunnel.run(async {
