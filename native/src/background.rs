@@ -26,7 +26,10 @@ pub fn run_in_background() -> ExitCode {
     let exe = match std::env::current_exe() {
         Ok(exe) => exe,
         Err(e) => {
-            eprintln!("ftp-tunnel: -f: cannot find my own executable: {e}");
+            let _ = writeln!(
+                std::io::stderr(),
+                "ftp-tunnel: -f: cannot find my own executable: {e}"
+            );
             return ExitCode::from(255);
         }
     };
@@ -40,7 +43,10 @@ pub fn run_in_background() -> ExitCode {
     {
         Ok(child) => child,
         Err(e) => {
-            eprintln!("ftp-tunnel: -f: cannot start the background process: {e}");
+            let _ = writeln!(
+                std::io::stderr(),
+                "ftp-tunnel: -f: cannot start the background process: {e}"
+            );
             return ExitCode::from(255);
         }
     };

@@ -3,6 +3,7 @@
 
 mod malloc_arenas;
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -81,7 +82,8 @@ fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
 }
 
 fn fail(code: u8, message: &str) -> ExitCode {
-    eprintln!("ftp-tunnel: {message}");
+    // Not eprintln!: it panics when standard error is closed, and the exit code still counts.
+    let _ = writeln!(std::io::stderr(), "ftp-tunnel: {message}");
     ExitCode::from(code)
 }
 
@@ -107,6 +109,10 @@ fn init_logging(cli: &Cli) -> Result<(), String> {
             .with_writer(std::sync::Mutex::new(file))
             .with_target(false)
             .with_ansi(false)
+            // tracing-subscriber reports a failed write with eprintln!, which panics when
+            // standard error is closed (after -f, or a reader that went away): a log line
+            // that cannot be written is dropped instead.
+            .log_internal_errors(false)
             .init();
         return Ok(());
     }
@@ -115,6 +121,7 @@ fn init_logging(cli: &Cli) -> Result<(), String> {
         .with_writer(std::io::stderr)
         .with_target(false)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .log_internal_errors(false)
         .init();
     Ok(())
 }

@@ -116,12 +116,6 @@ impl Tunnel {
                     address: format!("{address}:{}", spec.bind_port),
                     source,
                 })?;
-            let local = listener
-                .local_addr()
-                .map_err(|source| TunnelError::Listen {
-                    address: address.to_owned(),
-                    source,
-                })?;
             listeners.push((listener, spec.clone()));
         }
         let mut remote = Vec::new();

@@ -1,8 +1,8 @@
 //! Process lifecycle: clean exit on signals, a clear failure when the SSH server goes.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Lines};
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
+use std::process::{Child, ChildStderr, Command, ExitStatus, Stdio};
 use std::time::Duration;
 
 use ftp_tunnel_e2e::lab::{Lab, ServerKind};
@@ -105,12 +105,69 @@ fn lost_ssh_server_exits_nonzero_with_a_clear_line() {
 fn sigterm_the_moment_it_listens_exits_zero() {
     let ns = NetNs::new().expect("netns");
     let sshd = Sshd::start(&ns, Forwarding::Yes).expect("sshd");
-    let mut args = ssh_args(&sshd);
-    args.extend(["-N", "-L", "ftp/127.0.0.1:0:127.0.0.1:21"].map(String::from));
-    args.push(sshd.addr().to_string());
+    let args = forward_args(&sshd, 21);
     for round in 0..10 {
+        let mut started = Started::spawn(&args);
+        assert!(kill_pid(started.child.id(), "TERM"));
+        // The rest of stderr (a panic message, say) is read beside the wait for the exit.
+        let stderr = started.stderr.take().expect("stderr");
+        let rest = std::thread::spawn(move || stderr.map_while(Result::ok).collect::<Vec<_>>());
+        let status = started.wait_exit();
+        started.seen.extend(rest.join().expect("stderr reader"));
+        assert!(
+            status.success(),
+            "round {round}: {status} after SIGTERM:\n{}",
+            started.seen.join("\n")
+        );
+    }
+}
+
+/// A tunnel whose standard error nobody reads any more (after `-f`, or `2>&1 | head -1`)
+/// keeps serving and still exits 0 on SIGTERM: a log line that cannot be written is dropped.
+/// (tracing-subscriber reports a failed write with eprintln!, which panics on a closed pipe:
+/// that once killed every session that logged, and turned SIGTERM into exit 101.)
+#[test]
+fn closed_stderr_costs_no_session_and_no_clean_exit() {
+    let lab = Lab::new(ServerKind::Vsftpd, Forwarding::Yes).expect("lab");
+    let mut started = Started::spawn(&forward_args(&lab.sshd, lab.server.port()));
+    drop(started.stderr.take());
+    for _ in 0..3 {
+        let mut ftp = open_session(&lab, started.port);
+        ftp.epsv().expect("EPSV through a tunnel that cannot log");
+        assert_eq!(ftp.cmd("NOOP").expect("NOOP").code, 200);
+    }
+    assert!(kill_pid(started.child.id(), "TERM"));
+    let status = started.wait_exit();
+    assert!(
+        status.success(),
+        "{status} after SIGTERM with stderr closed"
+    );
+}
+
+/// `-N -L ftp/127.0.0.1:0:127.0.0.1:FTP_PORT` to `sshd`.
+fn forward_args(sshd: &Sshd, ftp_port: u16) -> Vec<String> {
+    let mut args = ssh_args(sshd);
+    args.extend(["-N".to_owned(), "-L".to_owned()]);
+    args.push(format!("ftp/127.0.0.1:0:127.0.0.1:{ftp_port}"));
+    args.push(sshd.addr().to_string());
+    args
+}
+
+/// The binary, started with its standard error on a pipe read up to its "listening on" line.
+struct Started {
+    child: Child,
+    /// The rest of standard error, unread.
+    stderr: Option<Lines<BufReader<ChildStderr>>>,
+    /// The lines read so far.
+    seen: Vec<String>,
+    /// The port of the `-L` listener.
+    port: u16,
+}
+
+impl Started {
+    fn spawn(args: &[String]) -> Started {
         let mut child = Command::new(binary())
-            .args(&args)
+            .args(args)
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
@@ -118,36 +175,40 @@ fn sigterm_the_moment_it_listens_exits_zero() {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn ftp-tunnel");
-        let stopped = KillOnDrop(child.id());
-        let mut seen = Vec::new();
-        // Read here, not on a polling thread, so the signal follows the line within a
-        // millisecond or two.
-        let stderr = BufReader::new(child.stderr.take().expect("stderr"));
-        for line in stderr.lines().map_while(Result::ok) {
-            let listening = parse_listening(&strip_ansi(&line)).is_some();
-            seen.push(line);
-            if listening {
-                assert!(kill_pid(child.id(), "TERM"));
-                break;
+        // Read here, not on a polling thread: a signal sent on return follows the line
+        // within a millisecond or two.
+        let mut stderr = BufReader::new(child.stderr.take().expect("stderr")).lines();
+        let mut started = Started {
+            child,
+            stderr: None,
+            seen: Vec::new(),
+            port: 0,
+        };
+        for line in stderr.by_ref().map_while(Result::ok) {
+            let listening = parse_listening(&strip_ansi(&line));
+            started.seen.push(line);
+            if let Some((_, port)) = listening {
+                started.port = port;
+                started.stderr = Some(stderr);
+                return started;
             }
         }
-        let status = poll_until(Duration::from_secs(10), || Ok(child.try_wait()?))
-            .unwrap_or_else(|e| panic!("round {round}: no exit after SIGTERM: {e}"));
-        // Reaped: its PID may be reused, so the guard must not kill it any more.
-        std::mem::forget(stopped);
-        assert!(
-            status.success(),
-            "round {round}: {status} after SIGTERM:\n{}",
-            seen.join("\n")
-        );
+        panic!("no \"listening on\" line:\n{}", started.seen.join("\n"));
+    }
+
+    /// The exit status, within 10 s.
+    fn wait_exit(&mut self) -> ExitStatus {
+        poll_until(Duration::from_secs(10), || Ok(self.child.try_wait()?))
+            .unwrap_or_else(|e| panic!("no exit after SIGTERM: {e}"))
     }
 }
 
-/// Kills a process by PID when dropped (a failed assertion must not leave it running).
-struct KillOnDrop(u32);
-
-impl Drop for KillOnDrop {
+impl Drop for Started {
+    /// A failed assertion must not leave the process running.
     fn drop(&mut self) {
-        kill_pid(self.0, "KILL");
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }

@@ -2,6 +2,7 @@
 //! files (passphrases asked when their turn comes), then keyboard-interactive and
 //! password, as `PreferredAuthentications` orders them and the server allows.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -379,7 +380,7 @@ impl Auth<'_> {
                 break;
             }
             if attempt > 0 {
-                eprintln!("Permission denied, please try again.");
+                let _ = writeln!(std::io::stderr(), "Permission denied, please try again.");
             }
             let Some(password) = self.ask(prompt.clone(), false).await else {
                 break;
@@ -422,7 +423,7 @@ impl Auth<'_> {
                     } => {
                         for text in [&name, &instructions] {
                             if !text.is_empty() {
-                                eprintln!("{text}");
+                                let _ = writeln!(std::io::stderr(), "{text}");
                             }
                         }
                         let mut answers = Vec::new();

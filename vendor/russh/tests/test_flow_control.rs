@@ -74,7 +74,9 @@ async fn an_unread_channel_stops_only_itself_and_resumes_when_read() {
     })
     .await
     .expect("the stalled channel resumes once read");
-    assert!(stalled_written.load(Ordering::Relaxed) > 4 * u64::from(WINDOW));
+    // The server counts a chunk after its send returns, which can be after the client read
+    // it: wait for the count instead of reading it once.
+    wait_above(&stalled_written, 4 * u64::from(WINDOW)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -137,6 +139,19 @@ async fn counter(written: &Written, n: usize) -> Arc<AtomicU64> {
         assert!(
             Instant::now() < deadline,
             "the server never opened channel {n}"
+        );
+        sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Waits until `counter` exceeds `bound`.
+async fn wait_above(counter: &AtomicU64, bound: u64) {
+    let deadline = Instant::now() + DEADLINE;
+    while counter.load(Ordering::Relaxed) <= bound {
+        assert!(
+            Instant::now() < deadline,
+            "the sender stopped at {} bytes, not above {bound}",
+            counter.load(Ordering::Relaxed)
         );
         sleep(Duration::from_millis(5)).await;
     }
