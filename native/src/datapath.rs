@@ -218,11 +218,11 @@ impl DataPaths {
     }
 }
 
-/// A listener on our side, bound at once (port 0: any free port).
+/// A listener on our side, bound at once on a free port (see passive_port.rs for why we
+/// pick it).
 fn bind_here(ip: IpAddr) -> Result<(TcpListener, SocketAddr), String> {
     let bind = || -> std::io::Result<(TcpListener, SocketAddr)> {
-        let listener = std::net::TcpListener::bind(SocketAddr::new(ip, 0))?;
-        listener.set_nonblocking(true)?;
+        let listener = crate::passive_port::bind_passive(ip)?;
         let address = listener.local_addr()?;
         Ok((TcpListener::from_std(listener)?, address))
     };
