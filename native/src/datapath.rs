@@ -224,7 +224,7 @@ fn bind_here(ip: IpAddr) -> Result<(TcpListener, SocketAddr), String> {
     let bind = || -> std::io::Result<(TcpListener, SocketAddr)> {
         let listener = crate::passive_port::bind_passive(ip)?;
         let address = listener.local_addr()?;
-        Ok((TcpListener::from_std(listener)?, address))
+        Ok((listener, address))
     };
     bind().map_err(|e| format!("cannot listen on {ip}: {e}"))
 }

@@ -20,7 +20,7 @@ pub mod events;
 pub mod gate;
 pub mod limits;
 pub mod own_options;
-pub mod passive_port;
+mod passive_port;
 pub mod policy;
 mod precompiled;
 pub mod pump;

@@ -88,7 +88,7 @@ pub fn too_many_sessions_reply(limits: Limits) -> String {
 pub async fn bind_listener(host: &str, port: u16) -> io::Result<TcpListener> {
     let mut last = None;
     for address in tokio::net::lookup_host((host, port)).await? {
-        match bind_one(address) {
+        match bind_reusable(address, LISTEN_BACKLOG) {
             Ok(listener) => return Ok(listener),
             Err(error) => last = Some(error),
         }
@@ -98,16 +98,18 @@ pub async fn bind_listener(host: &str, port: u16) -> io::Result<TcpListener> {
     }))
 }
 
-fn bind_one(address: SocketAddr) -> io::Result<TcpListener> {
+/// A listener on exactly `address` with `SO_REUSEADDR`, as tokio's `TcpListener::bind` sets
+/// it: a restarted tunnel binds its port again at once, and a passive data port left in
+/// TIME_WAIT by an earlier connection can listen again (passive_port.rs). Needs a runtime.
+pub fn bind_reusable(address: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
     let socket = if address.is_ipv4() {
         TcpSocket::new_v4()?
     } else {
         TcpSocket::new_v6()?
     };
-    // As tokio's TcpListener::bind does: a restarted tunnel can bind its port again at once.
     socket.set_reuseaddr(true)?;
     socket.bind(address)?;
-    socket.listen(LISTEN_BACKLOG)
+    socket.listen(backlog)
 }
 
 /// What an accept loop does after `accept` failed: per-connection errors are skipped, and

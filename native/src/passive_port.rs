@@ -11,21 +11,24 @@
 //! socket listens on, or holds without `SO_REUSEADDR`, still does, and then another is tried.
 
 use std::io;
-use std::net::{IpAddr, SocketAddr, TcpListener};
+use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::sync::OnceLock;
 
-use socket2::{Domain, Protocol, Socket, Type};
+use tokio::net::TcpListener;
+
+use crate::limits::bind_reusable;
 
 /// Random ports tried before the kernel is left to search.
 const ATTEMPTS: usize = 16;
-/// Pending connections a data listener queues; it expects one.
-const BACKLOG: i32 = 16;
+/// Pending connections a data listener queues: std's `TcpListener::bind` default, which data
+/// listeners had before. It expects one, but strangers may come first and are refused.
+const BACKLOG: u32 = 128;
 /// Linux's default ephemeral range, used when the running one cannot be read.
 const DEFAULT_RANGE: RangeInclusive<u16> = 32768..=60999;
 
-/// A non-blocking listener on `ip`, on a free port of the ephemeral range that the kernel does
-/// not reserve.
+/// A listener on `ip`, on a free port of the ephemeral range that the kernel does not
+/// reserve. Needs a runtime.
 pub fn bind_passive(ip: IpAddr) -> io::Result<TcpListener> {
     let ports = usable_ports();
     for _ in 0..ATTEMPTS {
@@ -33,28 +36,13 @@ pub fn bind_passive(ip: IpAddr) -> io::Result<TcpListener> {
         if ports.reserved.iter().any(|r| r.contains(&port)) {
             continue;
         }
-        match bind_port(SocketAddr::new(ip, port)) {
+        match bind_reusable(SocketAddr::new(ip, port), BACKLOG) {
             Err(error) if error.kind() == io::ErrorKind::AddrInUse => continue,
             other => return other,
         }
     }
     // A crowded range: the kernel's search is slow, but it finds a port if there is one.
-    bind_port(SocketAddr::new(ip, 0))
-}
-
-/// A non-blocking listener on exactly `address`, with `SO_REUSEADDR` (as std's
-/// `TcpListener::bind` sets it on Unix).
-pub fn bind_port(address: SocketAddr) -> io::Result<TcpListener> {
-    let socket = Socket::new(
-        Domain::for_address(address),
-        Type::STREAM,
-        Some(Protocol::TCP),
-    )?;
-    socket.set_reuse_address(true)?;
-    socket.set_nonblocking(true)?;
-    socket.bind(&address.into())?;
-    socket.listen(BACKLOG)?;
-    Ok(socket.into())
+    bind_reusable(SocketAddr::new(ip, 0), BACKLOG)
 }
 
 /// The ephemeral range and the ports reserved out of it.
@@ -101,9 +89,11 @@ fn parse_reserved_ports(text: &str) -> Vec<RangeInclusive<u16>> {
 
 #[cfg(test)]
 mod tests {
-    use std::io::{Read, Write};
-    use std::net::{Ipv4Addr, TcpStream};
+    use std::net::Ipv4Addr;
     use std::time::{Duration, Instant};
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
 
     use super::*;
 
@@ -121,8 +111,8 @@ mod tests {
         assert!(parse_reserved_ports("\n").is_empty());
     }
 
-    #[test]
-    fn picks_ports_in_the_ephemeral_range() {
+    #[tokio::test]
+    async fn picks_ports_in_the_ephemeral_range() {
         let listeners: Vec<_> = (0..32).map(|_| bind_passive(LOOPBACK).unwrap()).collect();
         let range = &usable_ports().range;
         for listener in &listeners {
@@ -130,45 +120,35 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_port_someone_listens_on_is_not_taken() {
+    #[tokio::test]
+    async fn a_port_someone_listens_on_is_not_taken() {
         let taken = bind_passive(LOOPBACK).unwrap();
-        let error = bind_port(taken.local_addr().unwrap()).unwrap_err();
+        let error = bind_reusable(taken.local_addr().unwrap(), BACKLOG).unwrap_err();
         assert_eq!(error.kind(), io::ErrorKind::AddrInUse);
     }
 
     /// What makes a named port cheap and safe to pick: the TIME_WAIT socket an earlier data
     /// connection left on it does not block a new listener there.
-    #[test]
-    fn a_port_left_in_time_wait_by_our_side_can_listen_again() {
+    #[tokio::test]
+    async fn a_port_left_in_time_wait_by_our_side_can_listen_again() {
         let listener = bind_passive(LOOPBACK).unwrap();
         let address = listener.local_addr().unwrap();
-        let mut client = TcpStream::connect(address).unwrap();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        let (served, _) = loop {
-            match listener.accept() {
-                Ok(accepted) => break accepted,
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
-                    assert!(Instant::now() < deadline, "no connection accepted");
-                    std::thread::yield_now();
-                }
-                Err(error) => panic!("accept: {error}"),
-            }
-        };
-        served.set_nonblocking(false).unwrap();
+        let mut client = TcpStream::connect(address).await.unwrap();
+        let (mut served, _) = listener.accept().await.unwrap();
         drop(listener);
         // Our side closes first, as a finished download does: it is the side in TIME_WAIT.
-        (&served).write_all(b"data").unwrap();
-        served.shutdown(std::net::Shutdown::Both).unwrap();
+        served.write_all(b"data").await.unwrap();
+        served.shutdown().await.unwrap();
         let mut got = Vec::new();
-        client.read_to_end(&mut got).unwrap();
+        client.read_to_end(&mut got).await.unwrap();
         drop(client);
         drop(served);
         assert!(in_time_wait(address), "{address} not in TIME_WAIT");
-        bind_port(address).expect("listen again where a TIME_WAIT socket is");
+        bind_reusable(address, BACKLOG).expect("listen again where a TIME_WAIT socket is");
     }
 
-    /// Whether a TIME_WAIT socket has `address` as its local end (from `/proc/net/tcp`).
+    /// Whether a TIME_WAIT socket has `address` as its local end (from `/proc/net/tcp`),
+    /// polled for up to 5 s: the last close is the kernel's to finish.
     fn in_time_wait(address: SocketAddr) -> bool {
         const TIME_WAIT: &str = "06";
         let wanted = format!("0100007F:{:04X}", address.port());
